@@ -1,0 +1,315 @@
+"""Values that flow between hmig's layers.
+
+Frozen dataclasses and enums only: no I/O, no behaviour beyond small derived views. Anything
+that reads a file, a database or the environment produces these; everything else consumes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+
+class Kind(StrEnum):
+    """How a migration file is executed."""
+
+    SQL = "sql"
+    JS = "js"
+
+
+class TransactionMode(StrEnum):
+    """`transaction:` in an environment: one transaction per migration, or one for all."""
+
+    PER_MIGRATION = "per-migration"
+    ALL = "all"
+
+
+class Outcome(StrEnum):
+    """The `outcome` field of the JSON report; the README lists the same set."""
+
+    OK = "ok"
+    NOTHING_TO_DO = "nothing-to-do"
+    FAILED = "failed"
+    DRIFT = "drift"
+    REFUSED = "refused"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+# --- manifest ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSpec:
+    """Where an environment's database is. `None` fields mean "not set in the manifest"."""
+
+    url_env: str | None = None
+    embedded: bool = False
+    embedded_name: str = "hmig"
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """One entry of `environments:` with every default already applied."""
+
+    name: str
+    database: DatabaseSpec | None
+    protected: bool
+    lock_timeout_ms: int
+    statement_timeout_ms: int
+    transaction: TransactionMode
+    strict_order: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationsConfig:
+    """The `migrations:` section."""
+
+    dir: Path
+    table: str
+    schema: str
+    order: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A validated `hmig.yml`."""
+
+    path: Path
+    migrations: MigrationsConfig
+    default_environment: str | None
+    environments: Mapping[str, Environment]
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the manifest resolve against its folder."""
+        return self.path.parent
+
+
+# --- migration files --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement of a migration as it will be sent to the server."""
+
+    index: int
+    sql: str
+    line: int | None = None  # 1-based line in the file; None for SQL generated from `.js`
+    column: int | None = None
+    no_transaction: str | None = None  # why it cannot run inside a transaction block
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why a file cannot run, located in it (1-based line and column)."""
+
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationFile:
+    """A migration on disk. `name` is exactly what `pgmigrations.name` stores."""
+
+    name: str
+    path: str  # as shown to users: relative to the manifest's folder, POSIX separators
+    abspath: Path
+    kind: Kind
+    checksum: str
+    statements: tuple[Statement, ...] = ()  # `.sql` up statements; empty for `.js`
+    no_transaction_directive: bool = False  # a `-- hmig:no-transaction` line
+    down_path: str | None = None  # the `.down.sql` of a `NAME.up.sql` pair
+    problem: Problem | None = None  # set when the file cannot run (e.g. a SQL syntax error)
+
+    @property
+    def no_transaction_reason(self) -> str | None:
+        """Why this `.sql` migration must run outside a transaction, if it must."""
+        if self.no_transaction_directive:
+            return "declared with -- hmig:no-transaction"
+        for statement in self.statements:
+            if statement.no_transaction:
+                line = f" (line {statement.line})" if statement.line else ""
+                return f"{statement.no_transaction}{line}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """The SQL a migration sends: `.sql` as written, `.js` as node-pg-migrate builds it."""
+
+    statements: tuple[Statement, ...]
+    transactional: bool
+    reason: str | None = None  # why not transactional
+
+    @property
+    def sql(self) -> str:
+        """The exact SQL, statements separated as they are sent."""
+        return "\n\n".join(_terminated(s.sql) for s in self.statements)
+
+
+def _terminated(sql: str) -> str:
+    stripped = sql.rstrip()
+    return stripped if stripped.endswith(";") else stripped + ";"
+
+
+# --- history ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A row of the node-pg-migrate compatible history table."""
+
+    id: int
+    name: str
+    run_on: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """hmig's own record of an applied migration (table `hmig_history`)."""
+
+    name: str
+    checksum: str | None
+    adopted: bool
+    applied_by: str | None
+    hmig_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatementProgress:
+    """Progress of a non-transactional migration, one row per statement (`hmig_progress`)."""
+
+    migration: str
+    index: int
+    checksum: str
+    state: str  # "started" | "done" | "failed"
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Everything the database says about what ran."""
+
+    applied: tuple[Applied, ...]
+    recorded: Mapping[str, Recorded] = field(default_factory=dict)
+    progress: tuple[StatementProgress, ...] = ()
+    table_exists: bool = True
+
+
+# --- plan -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A warning in the report: `code` is one of the documented warning codes."""
+
+    code: str
+    message: str
+    migration: str | None = None
+    file: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What `apply` would do, computed from files and history alone."""
+
+    files: tuple[MigrationFile, ...]  # every migration, in file order
+    applied: tuple[Applied, ...]  # the history, in recorded order (run_on, id)
+    pending: tuple[MigrationFile, ...]  # every migration not applied yet, in file order
+    to_run: tuple[MigrationFile, ...]  # what apply runs: `pending` cut at --target
+    unknown: tuple[Applied, ...]  # history rows that no file explains
+    out_of_order: tuple[str, ...]  # pending names that sort before an applied one
+    notices: tuple[Notice, ...]
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """Who and what applies migrations; written to hmig's history table."""
+
+    hmig_version: str
+    actor: str | None = None
+    commit: str | None = None
+    run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """Rows returned to a `.js` migration's `pgm.db.query`."""
+
+    rows: tuple[Mapping[str, object], ...]
+    row_count: int
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ran:
+    """One migration this command executed."""
+
+    name: str
+    kind: Kind
+    transactional: bool
+    duration_ms: float
+    statements: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a migration failed, located as precisely as the server and parser allow."""
+
+    migration: str
+    file: str
+    message: str
+    sqlstate: str | None = None
+    detail: str | None = None
+    hint: str | None = None
+    line: int | None = None
+    column: int | None = None
+    statement: str | None = None
+    statements_done: int | None = None  # for non-transactional migrations
+    statements_total: int | None = None
+    rolled_back: bool = True
+    advice: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """The result of `apply`: what ran, and the failure that stopped it, if any."""
+
+    ran: tuple[Ran, ...]
+    failure: Failure | None = None
+    cancelled: bool = False
+
+    @property
+    def outcome(self) -> Outcome:
+        """The report's outcome word."""
+        if self.cancelled:
+            return Outcome.CANCELLED
+        if self.failure is not None:
+            return Outcome.FAILED
+        return Outcome.OK if self.ran else Outcome.NOTHING_TO_DO
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The database a command talks to, as it may be shown: never credentials."""
+
+    host: str
+    port: int | None
+    database: str
+    user: str | None
+    server_version: str | None = None
+
+    def describe(self) -> str:
+        """`user@host:port/database`, for the line that names the target before any write."""
+        who = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port else ""
+        return f"{who}{self.host}{port}/{self.database}"

@@ -1,0 +1,63 @@
+"""The Protocols through which the pure core talks to the world.
+
+Adapters (`postgres`, `node`) implement them; entry points pass the implementations in. Nothing
+here may import an adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from hmig.model import MigrationFile, QueryResult, Rendered, RunContext
+
+QueryFn = Callable[[str, Sequence[object]], QueryResult]
+
+
+class Session(Protocol):
+    """A live database session; transactions are explicit."""
+
+    def begin(self) -> None:
+        """Open a read-write transaction."""
+
+    def commit(self) -> None:
+        """Commit the open transaction."""
+
+    def rollback(self) -> None:
+        """Roll back the open transaction, if any."""
+
+    def set_local_timeouts(self, *, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
+        """Apply the environment's timeouts to the open transaction only."""
+
+    def set_session_timeouts(self, *, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
+        """Apply the timeouts to the session, for statements run outside a transaction."""
+
+    def execute(self, sql: str) -> None:
+        """Run one statement (or a multi-statement string); raise `StatementFailed`."""
+
+    def query(self, sql: str, params: Sequence[object]) -> QueryResult:
+        """Run a query for a `.js` migration's `pgm.db` and return its rows."""
+
+
+class HistoryWriter(Protocol):
+    """Writes the history tables; every call runs in the session's current transaction."""
+
+    def record_applied(
+        self, *, migration: MigrationFile, duration_ms: float, context: RunContext
+    ) -> None:
+        """Insert the `pgmigrations` row and hmig's own record of it."""
+
+    def record_statement(
+        self, *, migration: str, index: int, checksum: str, state: str, error: str | None = None
+    ) -> None:
+        """Record a non-transactional statement's progress (autocommit)."""
+
+    def clear_progress(self, *, migration: str) -> None:
+        """Forget a non-transactional migration's progress once it is recorded as applied."""
+
+
+class JsRenderer(Protocol):
+    """Turns a `.js` migration into SQL with node-pg-migrate's own MigrationBuilder."""
+
+    def render(self, migration: MigrationFile, *, direction: str, query: QueryFn) -> Rendered:
+        """Run the migration's `up`/`down` and return the SQL it queued."""
