@@ -1,0 +1,297 @@
+"""`hmig.yml` text → a validated `Manifest`.
+
+The manifest is checked against the shipped JSON Schema; every error names the key path and the
+line in the YAML file, because that is what a person fixing it needs. Defaults (including the
+stricter ones of `protected: true`) are applied here, once. This module reads no files: it is
+given the text and the path it came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from hmig.errors import ConfigurationError, ManifestError
+from hmig.model import DatabaseSpec, Environment, Manifest, MigrationsConfig, TransactionMode
+
+# Defaults per setting: (unprotected, protected). Protected environments wait less for locks so a
+# migration queued behind a long transaction fails fast instead of stalling the application
+# (PostgreSQL docs, "lock_timeout"); the README's reference table lists the same values.
+_DEFAULTS: Mapping[str, tuple[object, object]] = {
+    "lock_timeout": (0, 5_000),
+    "statement_timeout": (0, 0),
+    "transaction": ("per-migration", "per-migration"),
+    "strict_order": (False, False),
+}
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(us|ms|s|min|h|d)?\s*$")
+_UNIT_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The manifest's JSON Schema, as shipped in the package (`hmig schema` prints it)."""
+    text = resources.files("hmig").joinpath("manifest.schema.json").read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def parse_duration(value: int | str) -> int:
+    """A PostgreSQL duration (`100ms`, `5s`, `2min`) or integer milliseconds → milliseconds."""
+    if isinstance(value, int):
+        return value
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError(f"not a duration: {value!r}")
+    amount, unit = int(match.group(1)), match.group(2) or "ms"
+    return round(amount * _UNIT_MS[unit])
+
+
+def parse(text: str, *, path: Path) -> Manifest:
+    """Parse and validate manifest text; raise `ManifestError` naming the key and line."""
+    display = path.name
+    root = _compose(text, display)
+    data = yaml.safe_load(text) if root is not None else None
+    if not isinstance(data, dict):
+        raise ManifestError(
+            "the manifest must be a YAML mapping with version, migrations and environments",
+            file=display,
+            line=1,
+            hint="Start from the example in the README: `hmig schema` prints every key.",
+        )
+    _reject_duplicate_keys(root, display)
+    _validate(data, root, display)
+    return _build(data, path)
+
+
+def select_environment(manifest: Manifest, name: str | None) -> Environment:
+    """`--env`, else `default_environment`, else the only environment."""
+    chosen = name or manifest.default_environment
+    if chosen is None:
+        if len(manifest.environments) == 1:
+            return next(iter(manifest.environments.values()))
+        names = ", ".join(sorted(manifest.environments))
+        raise ConfigurationError(
+            f"{manifest.path.name} defines several environments ({names}) and no "
+            "default_environment",
+            hint="Pass --env NAME, or set default_environment in the manifest.",
+        )
+    try:
+        return manifest.environments[chosen]
+    except KeyError:
+        names = ", ".join(sorted(manifest.environments))
+        raise ConfigurationError(
+            f"environment {chosen!r} is not defined in {manifest.path.name} (defined: {names})",
+            hint=_did_you_mean(chosen, manifest.environments) or "Check --env.",
+        ) from None
+
+
+# --- YAML with positions ----------------------------------------------------------------------
+
+
+def _compose(text: str, display: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or str(exc)
+        raise ManifestError(
+            f"invalid YAML: {problem}",
+            file=display,
+            line=line,
+            hint="Fix the YAML syntax; indentation must use spaces.",
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"invalid YAML: {exc}", file=display) from exc
+
+
+def _reject_duplicate_keys(node: yaml.Node | None, display: str) -> None:
+    """YAML loaders silently keep the last duplicate key; a manifest must not hide a setting."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[object, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                raise ManifestError(
+                    f"duplicate key {key!r} (first defined on line {seen[key]})",
+                    file=display,
+                    line=key_node.start_mark.line + 1,
+                    hint="Remove one of them: YAML would silently keep only the last.",
+                )
+            seen[key] = key_node.start_mark.line + 1
+            _reject_duplicate_keys(value_node, display)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _reject_duplicate_keys(item, display)
+
+
+def _line_of(root: yaml.Node | None, path: Sequence[object], *, key: bool = False) -> int | None:
+    """1-based line of the value (or, with `key`, of the key) at `path` in the YAML tree."""
+    node = root
+    key_line: int | None = None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            match = next((kv for kv in node.value if kv[0].value == part), None)
+            if match is None:
+                break
+            key_line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            key_line = node.start_mark.line + 1
+        else:
+            break
+    if key and key_line is not None:
+        return key_line
+    return node.start_mark.line + 1 if node is not None else None
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def _validate(data: dict[str, Any], root: yaml.Node | None, display: str) -> None:
+    validator = jsonschema.Draft202012Validator(schema())
+    problems = sorted(
+        (_describe(error, root) for error in validator.iter_errors(data)),
+        key=lambda p: (p[0] or 0, p[1]),
+    )
+    if not problems:
+        return
+    line, key, message = problems[0]
+    others = [f"  line {ln}: {k}: {m}" for ln, k, m in problems[1:]]
+    extra = ("\n" + "\n".join(others)) if others else ""
+    raise ManifestError(
+        message + extra,
+        file=display,
+        line=line,
+        key=key,
+        hint="`hmig schema` prints the manifest's JSON Schema; the README lists every key.",
+    )
+
+
+def _describe(
+    error: jsonschema.ValidationError, root: yaml.Node | None
+) -> tuple[int | None, str, str]:
+    path = list(error.absolute_path)
+    if (
+        error.validator == "additionalProperties"
+        and isinstance(error.instance, dict)
+        and isinstance(error.schema, dict)
+    ):
+        allowed = set(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - allowed)
+        if unknown:
+            bad = unknown[0]
+            suggestion = _did_you_mean(str(bad), allowed)
+            where = _line_of(root, [*path, bad], key=True)
+            expected = ", ".join(sorted(allowed))
+            text = f"unknown key {bad!r} (allowed here: {expected})"
+            return where, _key_path([*path, bad]), text + (f"; {suggestion}" if suggestion else "")
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        return _describe_choice(error, root, path)
+    if error.validator == "required":
+        return _line_of(root, path), _key_path(path), error.message.replace("'", "", 0)
+    if error.validator == "const" and path == ["version"]:
+        return _line_of(root, path), "version", f"unsupported version {error.instance!r}; use 1"
+    return _line_of(root, path), _key_path(path), error.message
+
+
+def _describe_choice(
+    error: jsonschema.ValidationError, root: yaml.Node | None, path: Sequence[object]
+) -> tuple[int | None, str, str]:
+    schema_ = error.schema if isinstance(error.schema, dict) else {}
+    description = schema_.get("description")
+    branches = schema_.get(str(error.validator), [])
+    if isinstance(error.instance, dict) and branches:
+        # Report the branch whose required keys are present: it is the one the author meant
+        # (a database with url_env is not "missing embedded").
+        for index, branch in enumerate(branches):
+            required = branch.get("required", [])
+            if required and all(k in error.instance for k in required):
+                sub_errors = [e for e in error.context or [] if e.relative_schema_path[0] == index]
+                if sub_errors:
+                    return _describe(sub_errors[0], root)
+        keys = " or ".join(repr(k) for b in branches for k in b.get("required", []))
+        return _line_of(root, path), _key_path(path), f"expected exactly one of {keys}"
+    text = f"{error.instance!r} is not valid"
+    if description:
+        text += f": {description}"
+    return _line_of(root, path), _key_path(path), text
+
+
+def _key_path(path: Sequence[object]) -> str:
+    parts = [f"[{p}]" if isinstance(p, int) else str(p) for p in path]
+    return ".".join(parts).replace(".[", "[") or "(top level)"
+
+
+def _did_you_mean(word: str, options: Iterator[str] | Mapping[str, object] | set[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+# --- building the value -----------------------------------------------------------------------
+
+
+def _build(data: dict[str, Any], path: Path) -> Manifest:
+    migrations = data["migrations"]
+    order = migrations.get("order")
+    config = MigrationsConfig(
+        dir=(path.parent / migrations["dir"]),
+        table=migrations.get("table", "pgmigrations"),
+        schema=migrations.get("schema", "public"),
+        order=tuple(order) if order is not None else None,
+    )
+    environments = {
+        name: _environment(name, raw or {}) for name, raw in data["environments"].items()
+    }
+    default = data.get("default_environment")
+    if default is not None and default not in environments:
+        raise ManifestError(
+            f"default_environment {default!r} is not one of the environments "
+            f"({', '.join(sorted(environments))})",
+            file=path.name,
+            key="default_environment",
+        )
+    return Manifest(
+        path=path,
+        migrations=config,
+        default_environment=default,
+        environments=environments,
+    )
+
+
+def _environment(name: str, raw: Mapping[str, Any]) -> Environment:
+    protected = bool(raw.get("protected", False))
+
+    def setting(key: str) -> Any:
+        return raw.get(key, _DEFAULTS[key][1 if protected else 0])
+
+    return Environment(
+        name=name,
+        database=_database(raw.get("database")),
+        protected=protected,
+        lock_timeout_ms=parse_duration(setting("lock_timeout")),
+        statement_timeout_ms=parse_duration(setting("statement_timeout")),
+        transaction=TransactionMode(setting("transaction")),
+        strict_order=bool(setting("strict_order")),
+    )
+
+
+def _database(raw: Mapping[str, Any] | None) -> DatabaseSpec | None:
+    if raw is None:
+        return None
+    if raw.get("embedded"):
+        return DatabaseSpec(embedded=True, embedded_name=raw.get("name", "hmig"))
+    return DatabaseSpec(url_env=raw["url_env"])
