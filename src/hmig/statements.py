@@ -1,0 +1,202 @@
+"""SQL text → located statements, with the PostgreSQL parser (pglast).
+
+Knowing where each statement starts lets an error name the line even when the server gives no
+position (most DDL errors), and the parse tree says which statements cannot run inside a
+transaction block. node-pg-migrate's `-- Up Migration` / `-- Down Migration` markers are
+honoured here. Pure: text in, values out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pglast
+from pglast import ast
+from pglast.enums import AlterTableType
+
+from hmig.model import Problem, Statement
+
+# node-pg-migrate's own marker expression (src/sqlMigration.ts): case-insensitive, extra dashes
+# and spaces allowed, anchored at a line start.
+_UP_MARKER = re.compile(r"^\s*--[\s-]*up\s+migration", re.IGNORECASE | re.MULTILINE)
+_DOWN_MARKER = re.compile(r"^\s*--[\s-]*down\s+migration", re.IGNORECASE | re.MULTILINE)
+NO_TRANSACTION_DIRECTIVE = re.compile(r"^\s*--\s*hmig:no-transaction\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A part of a file, and where it starts in it."""
+
+    text: str
+    offset: int  # characters before the section in the file
+
+
+def up_section(text: str) -> Section:
+    """The SQL that runs on up.
+
+    With an up marker: from it to the down marker (or the end). Without one: everything before
+    the down marker. node-pg-migrate runs the whole file in that last case, down SQL included;
+    hmig deliberately does not (README, "Differences from node-pg-migrate").
+    """
+    up = _UP_MARKER.search(text)
+    down = _DOWN_MARKER.search(text)
+    if up is None:
+        return Section(text[: down.start()] if down else text, 0)
+    end = down.start() if down is not None and down.start() > up.start() else len(text)
+    return Section(text[up.start() : end], up.start())
+
+
+def down_section(text: str) -> Section | None:
+    """The SQL that runs on down, or None when the file has no down marker."""
+    down = _DOWN_MARKER.search(text)
+    if down is None:
+        return None
+    up = _UP_MARKER.search(text)
+    end = up.start() if up is not None and up.start() > down.start() else len(text)
+    return Section(text[down.start() : end], down.start())
+
+
+def split(text: str, section: Section) -> tuple[Statement, ...]:
+    """Split a section into statements located in `text`; raise `SqlProblem` when invalid."""
+    try:
+        raw = pglast.parse_sql(section.text)
+    except pglast.parser.ParseError as exc:
+        index = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
+        line, column = _position(text, section.offset + index)
+        raise SqlProblem(Problem(str(exc.args[0]), line, column)) from exc
+    found: list[Statement] = []
+    for raw_stmt in raw:
+        node = raw_stmt.stmt
+        if node is None:
+            continue
+        start = raw_stmt.stmt_location or 0
+        length = raw_stmt.stmt_len or len(section.text) - start
+        sql = section.text[start : start + length].strip()
+        # The parser's location includes comments before the statement; point at its first
+        # real line so the error names the line a person would look at.
+        lead = len(section.text[start:]) - len(section.text[start:].lstrip())
+        line, column = _position(text, section.offset + start + lead)
+        _reject_transaction_control(node, line=line, column=column)
+        found.append(
+            Statement(
+                index=len(found),
+                sql=sql,
+                line=line,
+                column=column,
+                no_transaction=_no_transaction(node),
+            )
+        )
+    return _mark_enum_values_used_later(tuple(found), raw)
+
+
+class SqlProblem(Exception):
+    """Internal: carries a `Problem` to the caller, which knows the file name."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def locate(statement: Statement, position: int | None) -> tuple[int | None, int | None]:
+    """Line and column in the file of a 1-based server error position inside `statement`."""
+    if statement.line is None or position is None or position < 1:
+        return statement.line, statement.column
+    before = statement.sql[: position - 1]
+    newlines = before.count("\n")
+    if newlines == 0:
+        return statement.line, (statement.column or 1) + len(before)
+    return statement.line + newlines, len(before) - before.rfind("\n")
+
+
+# --- internals --------------------------------------------------------------------------------
+
+_TXN_KINDS = {
+    "TRANS_STMT_BEGIN",
+    "TRANS_STMT_START",
+    "TRANS_STMT_COMMIT",
+    "TRANS_STMT_ROLLBACK",
+    "TRANS_STMT_PREPARE",
+    "TRANS_STMT_COMMIT_PREPARED",
+    "TRANS_STMT_ROLLBACK_PREPARED",
+}
+
+
+def _reject_transaction_control(node: ast.Node, *, line: int, column: int) -> None:
+    """BEGIN/COMMIT/ROLLBACK inside a migration would commit half of it: hmig owns transactions."""
+    if isinstance(node, ast.TransactionStmt) and node.kind and node.kind.name in _TXN_KINDS:
+        keyword = node.kind.name.removeprefix("TRANS_STMT_").replace("_", " ")
+        message = (
+            f"{keyword} inside a migration: hmig runs each migration in its own transaction "
+            "(or outside one, statement by statement, when a statement needs that)"
+        )
+        raise SqlProblem(Problem(message, line, column))
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+
+
+def _no_transaction(node: ast.Node) -> str | None:
+    """Why PostgreSQL refuses this statement inside a transaction block, or None.
+
+    The list follows the statements that call PreventInTransactionBlock in the PostgreSQL
+    sources (docs: each command's page says "cannot be executed inside a transaction block").
+    """
+    if isinstance(node, ast.IndexStmt) and node.concurrent:
+        return "CREATE INDEX CONCURRENTLY"
+    if isinstance(node, ast.DropStmt) and node.concurrent:
+        return "DROP INDEX CONCURRENTLY"
+    if isinstance(node, ast.ReindexStmt) and any(
+        getattr(p, "defname", None) == "concurrently" for p in node.params or ()
+    ):
+        return "REINDEX CONCURRENTLY"
+    if isinstance(node, ast.VacuumStmt):
+        return "VACUUM" if node.is_vacuumcmd else None
+    if isinstance(node, ast.AlterTableStmt):
+        for cmd in node.cmds or ():
+            is_detach = getattr(cmd, "subtype", None) == AlterTableType.AT_DetachPartition
+            if is_detach and getattr(cmd.def_, "concurrent", False):
+                return "ALTER TABLE … DETACH PARTITION … CONCURRENTLY"
+        return None
+    simple = {
+        ast.CreatedbStmt: "CREATE DATABASE",
+        ast.DropdbStmt: "DROP DATABASE",
+        ast.AlterSystemStmt: "ALTER SYSTEM",
+        ast.CreateTableSpaceStmt: "CREATE TABLESPACE",
+        ast.DropTableSpaceStmt: "DROP TABLESPACE",
+    }
+    for kind, reason in simple.items():
+        if isinstance(node, kind):
+            return reason
+    if isinstance(node, ast.CreateSubscriptionStmt):
+        return "CREATE SUBSCRIPTION"
+    return None
+
+
+def _mark_enum_values_used_later(
+    statements: tuple[Statement, ...], raw: tuple[ast.RawStmt, ...]
+) -> tuple[Statement, ...]:
+    """Mark `ADD VALUE` statements whose new enum value is used later in the migration.
+
+    `ALTER TYPE … ADD VALUE` may run in a transaction (PostgreSQL 12+), but the new value cannot
+    be used before that transaction commits ("unsafe use of new value"). Only then does the
+    migration need to run outside a transaction.
+    """
+    result = list(statements)
+    for index, raw_stmt in enumerate(raw):
+        node = raw_stmt.stmt
+        if not isinstance(node, ast.AlterEnumStmt) or node.newVal is None or node.oldVal:
+            continue
+        literal = "'" + node.newVal.replace("'", "''") + "'"
+        if any(literal in later.sql for later in statements[index + 1 :]):
+            current = result[index]
+            result[index] = Statement(
+                index=current.index,
+                sql=current.sql,
+                line=current.line,
+                column=current.column,
+                no_transaction=f"ALTER TYPE … ADD VALUE {literal} used later in the same migration",
+            )
+    return tuple(result)
