@@ -1,0 +1,23 @@
+"""The adapter's SQL, loaded from `sql/*.sql` with the history schema and table filled in.
+
+Identifiers go through `psycopg.sql.Identifier`; values are always bound parameters.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+from psycopg import sql
+
+
+@cache
+def _text(name: str) -> str:
+    return resources.files("hmig.postgres").joinpath("sql", f"{name}.sql").read_text("utf-8")
+
+
+def query(name: str, *, schema: str = "public", table: str = "pgmigrations") -> sql.Composed:
+    """The named query with `{schema}` and `{table}` bound as quoted identifiers."""
+    # The files ship inside the package: they are literals, only stored beside the code.
+    template = sql.SQL(_text(name))
+    return template.format(schema=sql.Identifier(schema), table=sql.Identifier(table))

@@ -1,0 +1,275 @@
+"""psycopg 3 session: connect, transactions, timeouts, the advisory lock and target checks.
+
+Every server error is turned into an `HmigError` here, keeping SQLSTATE, detail, hint and
+position. The connection runs in autocommit mode and hmig opens transactions explicitly, so a
+non-transactional statement is never wrapped by accident.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import conninfo as pg_conninfo
+from psycopg import errors as pg_errors
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from hmig.errors import ConnectionFailed, LockNotAcquired, Refused, StatementFailed
+from hmig.model import QueryResult, Target
+from hmig.postgres._queries import query as load_query
+
+# node-pg-migrate's PG_MIGRATE_LOCK_ID (src/runner.ts): hmig and `npm run migrate` exclude
+# each other because they take the same session-level advisory lock.
+LOCK_KEY = 7241865325823964
+APPLICATION_NAME = "hmig"
+
+_Query = sql.SQL | sql.Composed
+
+
+def describe(conninfo: str) -> Target:
+    """The target named by a connection string, without its password."""
+    try:
+        params = pg_conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError as exc:
+        raise ConnectionFailed(
+            "the database URL cannot be parsed",
+            hint="Use postgresql://user@host:port/database (password in PGPASSWORD or the URL).",
+        ) from exc
+    port = params.get("port")
+    return Target(
+        host=str(params.get("host") or "localhost"),
+        port=int(port) if port and str(port).isdigit() else None,
+        database=str(params.get("dbname") or params.get("user") or ""),
+        user=str(params["user"]) if params.get("user") else None,
+    )
+
+
+class PgSession:
+    """One connection to the target; implements the core's `Session` port."""
+
+    def __init__(self, conn: psycopg.Connection[Any], target: Target) -> None:
+        self._conn = conn
+        self.target = target
+
+    # -- Session port ------------------------------------------------------------------------
+
+    def begin(self, *, read_only: bool = False) -> None:
+        """Open a transaction; read-only ones make plan/status unable to write anything."""
+        self._run(sql.SQL("BEGIN READ ONLY" if read_only else "BEGIN"))
+
+    def commit(self) -> None:
+        """Commit the open transaction."""
+        self._run(sql.SQL("COMMIT"))
+
+    def rollback(self) -> None:
+        """Roll back; harmless when no transaction is open."""
+        if self._conn.closed:
+            return
+        self._conn.execute("ROLLBACK")
+
+    def set_local_timeouts(self, *, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
+        """SET LOCAL: the timeouts end with the migration's transaction."""
+        self._set_timeouts(lock_timeout_ms, statement_timeout_ms, local=True)
+
+    def set_session_timeouts(self, *, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
+        """SET for the session: for statements that run outside a transaction."""
+        self._set_timeouts(lock_timeout_ms, statement_timeout_ms, local=False)
+
+    def execute(self, sql_text: str) -> None:
+        """Run migration SQL as written (simple query protocol, so `$$` bodies pass intact)."""
+        try:
+            self._conn.execute(sql_text.encode("utf-8"), prepare=False)
+        except psycopg.Error as exc:
+            raise statement_failed(exc) from exc
+
+    def query(self, sql_text: str, params: Sequence[object]) -> QueryResult:
+        """A `.js` migration's `pgm.db.query`: `$1` placeholders, as node-postgres sends them."""
+        try:
+            with psycopg.RawCursor(self._conn, row_factory=dict_row) as cursor:
+                cursor.execute(sql_text.encode("utf-8"), list(params) or None)
+                rows = tuple(cursor.fetchall()) if cursor.description else ()
+                fields = tuple(c.name for c in cursor.description or ())
+                return QueryResult(rows=rows, row_count=max(cursor.rowcount, 0), fields=fields)
+        except psycopg.Error as exc:
+            raise statement_failed(exc) from exc
+
+    # -- the rest of the adapter -------------------------------------------------------------
+
+    def fetch(self, query: _Query, params: Mapping[str, object] | None = None) -> list[Any]:
+        """Rows of an adapter query, as tuples."""
+        try:
+            rows: list[Any] = self._conn.execute(query, params).fetchall()
+            return rows
+        except psycopg.Error as exc:
+            raise statement_failed(exc) from exc
+
+    def run(self, query: _Query, params: Mapping[str, object] | None = None) -> None:
+        """Run an adapter statement."""
+        self._run(query, params)
+
+    def server_version(self) -> str:
+        """`15.19`, `18.6`: shown beside the target."""
+        version = self._conn.info.server_version
+        return f"{version // 10000}.{version % 10000}"
+
+    def usable(self) -> bool:
+        """False once the connection is closed or broken (server restart, terminated)."""
+        return not self._conn.closed and not self._conn.broken
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the running statement (SIGINT/SIGTERM)."""
+        self._conn.cancel_safe(timeout=5)
+
+    def close(self) -> None:
+        """Close the connection; the server releases session locks with it."""
+        self._conn.close()
+
+    def _run(self, query: _Query, params: Mapping[str, object] | None = None) -> None:
+        try:
+            self._conn.execute(query, params)
+        except psycopg.Error as exc:
+            raise statement_failed(exc) from exc
+
+    def _set_timeouts(self, lock_ms: int, statement_ms: int, *, local: bool) -> None:
+        scope = sql.SQL("SET LOCAL" if local else "SET")
+        for name, value in (("lock_timeout", lock_ms), ("statement_timeout", statement_ms)):
+            self._run(sql.SQL("{} {} = {}").format(scope, sql.Identifier(name), sql.Literal(value)))
+
+
+def connect(conninfo: str, *, target: Target, connect_timeout_s: int = 10) -> PgSession:
+    """Open the session; a failure names the target, never the password."""
+    try:
+        conn = psycopg.connect(
+            conninfo,
+            autocommit=True,
+            application_name=APPLICATION_NAME,
+            connect_timeout=connect_timeout_s,
+        )
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ConnectionFailed(
+            f"cannot connect to {target.describe()}: {reason}",
+            hint="Check that the server is running and the URL, user and password are right.",
+        ) from exc
+    session = PgSession(conn, target)
+    return PgSession(
+        conn,
+        Target(
+            host=target.host,
+            port=target.port,
+            database=conn.info.dbname,
+            user=conn.info.user,
+            server_version=session.server_version(),
+        ),
+    )
+
+
+def check_target(session: PgSession) -> None:
+    """Refuse targets where migrating cannot be safe (README, "Targets hmig refuses")."""
+    in_recovery = session.fetch(sql.SQL("SELECT pg_catalog.pg_is_in_recovery()"))[0][0]
+    if in_recovery:
+        raise Refused(
+            f"{session.target.describe()} is a hot standby (pg_is_in_recovery() is true): "
+            "it cannot be migrated",
+            hint="Point the environment at the primary server.",
+        )
+    _check_session_pinning(session)
+
+
+def _check_session_pinning(session: PgSession) -> None:
+    """Detect a transaction-pooling proxy, where session advisory locks do not hold.
+
+    Session state must stay on one server backend across transactions. PgBouncer in transaction
+    mode may hand the next transaction to another backend; when it does, this notices. It cannot
+    notice a proxy that happens to reuse the same backend, which the README says.
+    """
+    token = secrets.token_hex(8)
+    session.run(sql.SQL("SET hmig.session_probe = {}").format(sql.Literal(token)))
+    first = session.fetch(sql.SQL("SELECT pg_catalog.pg_backend_pid()"))[0][0]
+    probe = sql.SQL(
+        "SELECT pg_catalog.current_setting('hmig.session_probe', true), pg_backend_pid()"
+    )
+    value, second = session.fetch(probe)[0]
+    if value != token or first != second:
+        raise Refused(
+            f"{session.target.describe()} does not keep session state between transactions "
+            "(a transaction-pooling proxy such as PgBouncer in transaction mode?)",
+            hint="Session advisory locks do not hold through such a proxy: connect to the "
+            "server directly, or through a session-pooling port.",
+        )
+
+
+@contextmanager
+def advisory_lock(session: PgSession, *, wait_s: float) -> Iterator[None]:
+    """Hold node-pg-migrate's session-level advisory lock; wait at most `wait_s` for it.
+
+    Session-level, never transaction-level, so a non-transactional statement such as CREATE
+    INDEX CONCURRENTLY cannot deadlock against hmig's own lock (Flyway #1654 / #3682).
+    """
+    _acquire(session, wait_s=wait_s)
+    try:
+        yield
+    finally:
+        if session.usable():
+            session.rollback()
+            session.fetch(_lock_call("pg_advisory_unlock"))
+
+
+def _acquire(session: PgSession, *, wait_s: float) -> None:
+    started = time.monotonic()
+    # lock_timeout applies to advisory locks too: one blocking call, no polling loop.
+    session.set_session_timeouts(lock_timeout_ms=max(int(wait_s * 1000), 1), statement_timeout_ms=0)
+    try:
+        session.fetch(
+            sql.SQL("SELECT pg_catalog.pg_advisory_lock({})").format(sql.Literal(LOCK_KEY))
+        )
+    except StatementFailed as exc:
+        if exc.sqlstate != pg_errors.LockNotAvailable.sqlstate:
+            raise
+        holder = _holder(session)
+        waited = time.monotonic() - started
+        raise LockNotAcquired(
+            f"another migration run holds the lock on {session.target.database} "
+            f"(waited {waited:.0f} s){holder}",
+            hint="Wait for it to finish, or raise --lock-wait. If that process is gone, its "
+            "session ends and the lock is released with it.",
+        ) from exc
+    finally:
+        session.run(sql.SQL("RESET lock_timeout"))
+
+
+def _lock_call(function: str) -> sql.Composed:
+    return sql.SQL("SELECT pg_catalog.{}({})").format(
+        sql.Identifier(function), sql.Literal(LOCK_KEY)
+    )
+
+
+def _holder(session: PgSession) -> str:
+    rows = session.fetch(
+        load_query("lock_holder"),
+        {"classid": LOCK_KEY >> 32, "objid": LOCK_KEY & 0xFFFFFFFF},
+    )
+    if not rows:
+        return ""
+    pid, app, user, state, query_start, client = rows[0]
+    since = f", query started {query_start:%Y-%m-%d %H:%M:%S %Z}" if query_start else ""
+    where = f" from {client}" if client else ""
+    return f": pid {pid}, application_name {app!r}, user {user}{where}, state {state}{since}"
+
+
+def statement_failed(exc: psycopg.Error) -> StatementFailed:
+    """A psycopg error as hmig's `StatementFailed`, keeping what the server said."""
+    diag = exc.diag
+    position = diag.statement_position
+    return StatementFailed(
+        diag.message_primary or str(exc).strip() or type(exc).__name__,
+        sqlstate=exc.sqlstate,
+        detail=diag.message_detail,
+        server_hint=diag.message_hint,
+        position=int(position) if position and position.isdigit() else None,
+    )

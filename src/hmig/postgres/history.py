@@ -1,0 +1,140 @@
+"""The history tables: node-pg-migrate's `pgmigrations`, byte for byte, and hmig's own.
+
+`pgmigrations` is created only when missing and written exactly as node-pg-migrate writes it,
+so a database it (or the team's runner) migrated is adopted as it is. hmig's tables
+(`hmig_meta`, `hmig_history`, `hmig_progress`) sit beside it in the same schema.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from hmig.model import (
+    Applied,
+    History,
+    MigrationFile,
+    Recorded,
+    RunContext,
+    StatementProgress,
+)
+from hmig.postgres._queries import query
+from hmig.postgres.connection import PgSession
+
+
+class HistoryTables:
+    """Reads and writes the history of one schema; implements the core's `HistoryWriter`."""
+
+    def __init__(self, session: PgSession, *, schema: str, table: str) -> None:
+        self._session = session
+        self._schema = schema
+        self._table = table
+
+    def _q(self, name: str) -> sql.Composed:
+        return query(name, schema=self._schema, table=self._table)
+
+    def read(self) -> History:
+        """Everything recorded; empty when the tables do not exist yet (nothing is created)."""
+        names = {"schema": self._schema, "table": self._table}
+        history_exists, hmig_exists = self._session.fetch(self._q("history_table_exists"), names)[0]
+        if not history_exists:
+            return History(applied=(), table_exists=False)
+        applied = tuple(
+            Applied(id=row[0], name=row[1], run_on=row[2])
+            for row in self._session.fetch(self._q("read_applied"))
+        )
+        if not hmig_exists:
+            return History(applied=applied)
+        recorded = {
+            row[0]: Recorded(
+                name=row[0],
+                checksum=row[1],
+                adopted=row[2],
+                applied_by=row[3],
+                hmig_version=row[4],
+            )
+            for row in self._session.fetch(self._q("read_recorded"))
+        }
+        progress = tuple(
+            StatementProgress(
+                migration=row[0], index=row[1], checksum=row[2], state=row[3], error=row[4]
+            )
+            for row in self._session.fetch(self._q("read_progress"))
+        )
+        return History(applied=applied, recorded=recorded, progress=progress)
+
+    def ensure(self) -> None:
+        """Create what is missing, inside the caller's transaction and under the lock."""
+        names = {"schema": self._schema, "table": self._table}
+        history_exists, _ = self._session.fetch(self._q("history_table_exists"), names)[0]
+        if self._schema != "public":
+            self._session.run(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self._schema))
+            )
+        if not history_exists:
+            self._session.run(self._q("create_history_table"))
+        elif not self._session.fetch(self._q("history_has_primary_key"), names)[0][0]:
+            self._session.run(self._q("add_history_primary_key"))
+        self._session.run(self._q("create_hmig_tables"))
+
+    def adopt(
+        self, migrations: dict[str, MigrationFile], history: History, context: RunContext
+    ) -> list[str]:
+        """Record checksums of rows another tool wrote, marked adopted (unverified)."""
+        adopted = []
+        for row in history.applied:
+            migration = migrations.get(row.name) or migrations.get(row.name.removesuffix(".up"))
+            if migration is None or row.name in history.recorded:
+                continue
+            self._session.run(
+                self._q("adopt_recorded"),
+                {
+                    "name": row.name,
+                    "checksum": migration.checksum,
+                    "kind": migration.kind.value,
+                    "applied_by": context.actor,
+                    "hmig_version": context.hmig_version,
+                },
+            )
+            adopted.append(row.name)
+        return adopted
+
+    # -- HistoryWriter port ------------------------------------------------------------------
+
+    def record_applied(
+        self, *, migration: MigrationFile, duration_ms: float, context: RunContext
+    ) -> None:
+        """The `pgmigrations` row and hmig's record, in the migration's own transaction."""
+        self._session.fetch(self._q("insert_applied"), {"name": migration.name})
+        self._session.run(
+            self._q("insert_recorded"),
+            {
+                "name": migration.name,
+                "checksum": migration.checksum,
+                "kind": migration.kind.value,
+                "adopted": False,
+                "applied_by": context.actor,
+                "commit": context.commit,
+                "run_id": context.run_id,
+                "duration_ms": round(duration_ms, 3),
+                "hmig_version": context.hmig_version,
+            },
+        )
+
+    def record_statement(
+        self, *, migration: str, index: int, checksum: str, state: str, error: str | None = None
+    ) -> None:
+        """Progress of a non-transactional statement, committed at once (autocommit)."""
+        self._session.run(
+            self._q("upsert_progress"),
+            {
+                "name": migration,
+                "index": index,
+                "checksum": checksum,
+                "state": state,
+                "error": error,
+            },
+        )
+
+    def clear_progress(self, *, migration: str) -> None:
+        """Drop the progress rows of a migration now recorded as applied."""
+        self._session.run(self._q("clear_progress"), {"name": migration})

@@ -1,0 +1,1 @@
+DELETE FROM {schema}.hmig_progress WHERE name = %(name)s
