@@ -1,0 +1,147 @@
+"""The `hmig` command line: parse arguments, run a command, print, choose the exit code.
+
+This is the one place (with the Action, later) that catches `HmigError` and turns it into an
+exit code and a report. `--manifest`, `--env`, `--json` and the other common options are
+accepted before or after the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from hmig import __version__, commands, reporting
+from hmig import manifest as manifest_module
+from hmig.errors import ExitCode, HmigError, Interrupted
+from hmig.model import Outcome
+from hmig.settings import Settings
+
+CommandFn = Callable[[commands.Invocation, Settings, commands.Console], commands.Result]
+
+_COMMANDS: dict[str, tuple[CommandFn | None, str]] = {
+    "validate": (commands.validate, "check the manifest and every migration file (no database)"),
+    "status": (commands.status, "list applied, pending and unknown migrations"),
+    "plan": (commands.plan, "show what apply would do, with the exact SQL of each migration"),
+    "apply": (commands.apply, "apply pending migrations under the migration lock"),
+    "schema": (None, "print the manifest's JSON Schema"),
+}
+
+
+class _Console:
+    """Human text, with every secret masked; on stderr when stdout carries the JSON report."""
+
+    def __init__(self, stream: TextIO, secrets: Sequence[str]) -> None:
+        self._stream = stream
+        self._secrets = secrets
+
+    def line(self, text: str = "") -> None:
+        print(reporting.redact(text, self._secrets), file=self._stream, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run hmig; return the process exit code (README, "Exit codes")."""
+    args = _parser().parse_args(argv)
+    if args.command == "schema":
+        print(json.dumps(manifest_module.schema(), indent=2))
+        return ExitCode.OK
+    settings = Settings.from_process()
+    as_json = bool(getattr(args, "json", False))
+    console = _Console(sys.stderr if as_json else sys.stdout, settings.secrets())
+    invocation = commands.Invocation(
+        command=args.command,
+        manifest_path=Path(getattr(args, "manifest", "hmig.yml")),
+        env_name=getattr(args, "env", None),
+        lock_wait_s=float(getattr(args, "lock_wait", 60.0)),
+        yes=bool(getattr(args, "yes", False)),
+        interactive=sys.stdin.isatty(),
+        target=getattr(args, "target", None),
+    )
+    run, _ = _COMMANDS[args.command]
+    assert run is not None
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        result = run(invocation, settings, console)
+        report, code = result.report, result.exit_code
+    except HmigError as error:
+        report, code = _error_report(invocation, error), error.exit_code
+        for text in reporting.error_lines(error):
+            console.line(text)
+    except KeyboardInterrupt:
+        interrupted = Interrupted("interrupted before any migration ran; nothing was changed")
+        report, code = _error_report(invocation, interrupted), interrupted.exit_code
+        console.line(f"✗ {interrupted.message}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if as_json:
+        text = json.dumps(report, indent=2, default=str)
+        print(reporting.redact(text, settings.secrets()), flush=True)
+    return int(code)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (a cancelled CI job) behaves like Ctrl-C: cancel, roll back, report."""
+    raise KeyboardInterrupt
+
+
+def _error_report(invocation: commands.Invocation, error: HmigError) -> dict[str, Any]:
+    return reporting.build_report(
+        command=invocation.command,
+        environment=invocation.env_name,
+        target=None,
+        outcome=Outcome(error.outcome),
+        exit_code=error.exit_code,
+        hmig_version=__version__,
+        error=error,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS lets the same option appear before or after the command without the
+    # subcommand's default overwriting what was given before it.
+    common.add_argument(
+        "--manifest", default=argparse.SUPPRESS, metavar="PATH", help="manifest (hmig.yml)"
+    )
+    common.add_argument("--env", default=argparse.SUPPRESS, metavar="NAME", help="environment")
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print one JSON report on stdout (human text goes to stderr)",
+    )
+    common.add_argument(
+        "--lock-wait",
+        type=float,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help="how long to wait for another run's migration lock (default 60)",
+    )
+    common.add_argument(
+        "--yes",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="confirm a write to a protected environment from a terminal",
+    )
+    parser = argparse.ArgumentParser(
+        prog="hmig",
+        description="Safe PostgreSQL migrations for node-pg-migrate style repositories.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"hmig {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in _COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        if name in ("plan", "apply"):
+            command.add_argument(
+                "--target",
+                default=None,
+                metavar="NAME",
+                help="stop after this migration (file name without extension)",
+            )
+    return parser
