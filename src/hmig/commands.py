@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,7 +41,7 @@ from hmig.model import (
     Target,
     TransactionMode,
 )
-from hmig.node import NodeBridge
+from hmig.node import BRIDGE_DIR, NodeBridge
 from hmig.settings import Settings, conninfo_for
 
 
@@ -343,8 +342,7 @@ def _tables(project: Project, session: postgres.PgSession) -> postgres.HistoryTa
 @contextmanager
 def _bridge(project: Project, settings: Settings) -> Iterator[NodeBridge]:
     node = binaries.find_node(settings.environ)
-    bridge_dir = Path(str(resources.files("hmig.node").joinpath("bridge")))
-    with NodeBridge(node=node, bridge_dir=bridge_dir, env=settings.environ) as bridge:
+    with NodeBridge(node=node, bridge_dir=BRIDGE_DIR, env=settings.environ) as bridge:
         # Shorthands accumulate over every file in order, applied ones included.
         bridge.start([f for f in project.files if f.kind is Kind.JS])
         yield bridge

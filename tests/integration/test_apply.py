@@ -1,0 +1,379 @@
+"""apply / plan / status against real PostgreSQL (embedded 18 and HMIG_TEST_DSN)."""
+
+from __future__ import annotations
+
+import jsonschema
+from tests.conftest import Project
+
+from hmig.reporting import report_schema
+
+
+def _schema_valid(report: dict[str, object]) -> None:
+    jsonschema.Draft202012Validator(report_schema()).validate(report)
+
+
+def test_apply__fresh_database__runs_all_in_order_and_records_history(project: Project) -> None:
+    project.write("1678886400000_tenants.sql", "CREATE TABLE tenants (id int PRIMARY KEY);")
+    project.write("005-fields.sql", "CREATE TABLE fields (id int);")
+    project.write(
+        "add-subdomain.sql",
+        """
+        -- Up Migration
+        ALTER TABLE tenants ADD COLUMN subdomain text; -- a comment; with a semicolon
+        DO $$ BEGIN RAISE NOTICE 'done; really'; END $$;
+        -- Down Migration
+        ALTER TABLE tenants DROP COLUMN subdomain;
+        """,
+    )
+    run = project.hmig("apply", "--json")
+    assert run.code == 0, run.text
+    report = run.report()
+    _schema_valid(report)
+    assert report["outcome"] == "ok"
+    assert [r["name"] for r in report["ran"]] == [
+        "005-fields",
+        "1678886400000_tenants",
+        "add-subdomain",
+    ]
+    assert all(r["duration_ms"] >= 0 for r in report["ran"])
+    db = project.database
+    assert db is not None
+    assert db.history() == ["005-fields", "1678886400000_tenants", "add-subdomain"]
+    # The down section did not run: the column exists.
+    assert (
+        db.scalar(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'tenants' "
+            "AND column_name = 'subdomain'"
+        )
+        == 1
+    )
+    recorded = db.rows("SELECT name, checksum, adopted FROM hmig_history ORDER BY name")
+    assert [(r[0], r[1].startswith("sha256:"), r[2]) for r in recorded] == [
+        ("005-fields", True, False),
+        ("1678886400000_tenants", True, False),
+        ("add-subdomain", True, False),
+    ]
+    # Human text went to stderr under --json, and names the target before anything else.
+    assert run.err.splitlines()[0].startswith("hmig apply · environment test · ")
+
+
+def test_apply__history_table__is_node_pg_migrate_ddl(project: Project) -> None:
+    project.write("001_a.sql", "CREATE TABLE a (id int);")
+    assert project.hmig("apply").code == 0
+    db = project.database
+    assert db is not None
+    columns = db.rows(
+        "SELECT column_name, data_type, is_nullable, column_default FROM "
+        "information_schema.columns WHERE table_name = 'pgmigrations' ORDER BY ordinal_position"
+    )
+    assert [(c[0], c[1], c[2]) for c in columns] == [
+        ("id", "integer", "NO"),
+        ("name", "character varying", "NO"),
+        ("run_on", "timestamp without time zone", "NO"),
+    ]
+    assert columns[0][3].startswith("nextval(")
+    assert (
+        db.scalar(
+            "SELECT character_maximum_length FROM information_schema.columns "
+            "WHERE table_name = 'pgmigrations' AND column_name = 'name'"
+        )
+        == 255
+    )
+    assert db.scalar("SELECT value FROM hmig_meta WHERE key = 'schema_version'") == "1"
+
+
+def test_apply__second_run__is_nothing_to_do(project: Project) -> None:
+    project.write("001_a.sql", "CREATE TABLE a (id int);")
+    assert project.hmig("apply").code == 0
+    again = project.hmig("apply", "--json")
+    assert again.code == 0, again.text
+    assert again.report()["outcome"] == "nothing-to-do"
+    assert again.report()["ran"] == []
+    assert project.database is not None
+    assert project.database.history() == ["001_a"]
+
+
+def test_apply__failing_migration__rolls_back_keeps_earlier_exit_1(project: Project) -> None:
+    project.write("001_ok.sql", "CREATE TABLE ok (id int);")
+    project.write(
+        "002_bad.sql",
+        """
+        -- comment line
+        CREATE TABLE half (id int);
+
+        ALTER TABLE ok
+          DROP COLUMN missing;
+        """,
+    )
+    project.write("003_never.sql", "CREATE TABLE never (id int);")
+    run = project.hmig("apply", "--json")
+    assert run.code == 1, run.text
+    report = run.report()
+    _schema_valid(report)
+    assert report["outcome"] == "failed"
+    assert [r["name"] for r in report["ran"]] == ["001_ok"]
+    failure = report["failure"]
+    assert failure["migration"] == "002_bad"
+    assert failure["file"] == "migrations/002_bad.sql"
+    assert failure["line"] == 4  # the ALTER TABLE statement: the server gave no position
+    assert failure["sqlstate"] == "42703"
+    assert "missing" in failure["message"]
+    assert [p["name"] for p in report["pending"]] == ["002_bad", "003_never"]
+    db = project.database
+    assert db is not None
+    assert db.history() == ["001_ok"]
+    assert db.tables() >= {"ok"}
+    assert "half" not in db.tables()  # rolled back with its migration
+    assert "migrations/002_bad.sql:4" in run.err
+
+
+def test_apply__syntax_error_position__points_at_line_and_column(project: Project) -> None:
+    project.write("001_bad.sql", "SELECT 1;\nSELECT * FROM nowhere_table;\n")
+    run = project.hmig("apply", "--json")
+    assert run.code == 1
+    failure = run.report()["failure"]
+    assert (failure["line"], failure["column"]) == (2, 15)
+    assert failure["sqlstate"] == "42P01"
+
+
+def test_apply__non_transactional_sql__runs_outside_transaction(project: Project) -> None:
+    project.write("001_t.sql", "CREATE TABLE t (id int);")
+    project.write(
+        "002_idx.sql",
+        """
+        CREATE INDEX CONCURRENTLY t_id_idx ON t (id);
+        CREATE INDEX CONCURRENTLY t_id2_idx ON t (id);
+        """,
+    )
+    run = project.hmig("apply", "--json")
+    assert run.code == 0, run.text
+    ran = {r["name"]: r for r in run.report()["ran"]}
+    assert ran["002_idx"]["transactional"] is False
+    assert ran["002_idx"]["statements"] == 2
+    db = project.database
+    assert db is not None
+    assert (
+        db.scalar(
+            "SELECT count(*) FROM pg_index WHERE indisvalid AND "
+            "indexrelid::regclass::text IN ('t_id_idx', 't_id2_idx')"
+        )
+        == 2
+    )
+    assert db.scalar("SELECT count(*) FROM hmig_progress") == 0
+    assert db.history() == ["001_t", "002_idx"]
+
+
+def test_apply__non_transactional_failure__reports_statements_and_resumes(
+    project: Project,
+) -> None:
+    project.write("001_t.sql", "CREATE TABLE t (id int);")
+    project.write(
+        "002_idx.sql",
+        """
+        -- hmig:no-transaction
+        CREATE INDEX CONCURRENTLY t_a ON t (id);
+        CREATE INDEX CONCURRENTLY t_b ON t (nope);
+        CREATE INDEX CONCURRENTLY t_c ON t (id);
+        """,
+    )
+    run = project.hmig("apply", "--json")
+    assert run.code == 1, run.text
+    failure = run.report()["failure"]
+    assert (failure["statements_done"], failure["statements_total"]) == (1, 3)
+    assert failure["line"] == 3
+    assert "resumes at statement 2" in failure["advice"]
+    db = project.database
+    assert db is not None
+    assert db.history() == ["001_t"]
+    assert db.rows("SELECT statement_index, state FROM hmig_progress ORDER BY 1") == [
+        (0, "done"),
+        (1, "failed"),
+    ]
+    # Fix the failing statement only; the re-run must not run statement 1 again.
+    project.write(
+        "002_idx.sql",
+        """
+        -- hmig:no-transaction
+        CREATE INDEX CONCURRENTLY t_a ON t (id);
+        CREATE INDEX CONCURRENTLY t_b ON t (id);
+        CREATE INDEX CONCURRENTLY t_c ON t (id);
+        """,
+    )
+    again = project.hmig("apply", "--json")
+    assert again.code == 0, again.text
+    assert db.history() == ["001_t", "002_idx"]
+    assert db.scalar("SELECT count(*) FROM hmig_progress") == 0
+    assert db.scalar("SELECT count(*) FROM pg_indexes WHERE tablename = 't'") == 3
+
+
+def test_apply__statement_left_started__refuses_with_exact_account(project: Project) -> None:
+    project.write("001_t.sql", "CREATE TABLE t (id int);")
+    project.write("002_idx.sql", "CREATE INDEX CONCURRENTLY t_a ON t (id);\n")
+    assert project.hmig("apply", "--target", "001_t").code == 0
+    db = project.database
+    assert db is not None
+    # What a run killed mid-statement leaves behind.
+    db.execute(
+        "INSERT INTO hmig_progress (name, statement_index, statement_checksum, state) "
+        "VALUES ('002_idx', 0, 'x', 'started')"
+    )
+    run = project.hmig("apply")
+    assert run.code == 2, run.text
+    assert "002_idx: an earlier run started statement 1 (line 1: CREATE INDEX" in run.text
+    assert "UPDATE hmig_progress SET state = 'done' WHERE name = '002_idx'" in run.text
+    assert db.history() == ["001_t"]
+    assert "t_a" not in {r[0] for r in db.rows("SELECT indexname FROM pg_indexes")}
+
+
+def test_apply__transaction_all__failure_rolls_back_everything(project: Project) -> None:
+    project.manifest(transaction="all")
+    project.write("001_a.sql", "CREATE TABLE a (id int);")
+    project.write("002_b.sql", "CREATE TABLE b (id int);")
+    project.write("003_bad.sql", "ALTER TABLE a DROP COLUMN nope;")
+    run = project.hmig("apply", "--json")
+    assert run.code == 1
+    report = run.report()
+    assert report["ran"] == []
+    assert "none of the 3 migrations was applied" in report["failure"]["advice"]
+    db = project.database
+    assert db is not None
+    assert db.history() == []
+    assert not {"a", "b"} & db.tables()
+
+
+def test_apply__transaction_all__succeeds_in_one_transaction(project: Project) -> None:
+    project.manifest(transaction="all")
+    project.write("001_a.sql", "CREATE TABLE a (id int);")
+    project.write("002_b.sql", "CREATE TABLE b (id int);")
+    assert project.hmig("apply").code == 0
+    db = project.database
+    assert db is not None
+    # One transaction: every row has the same run_on (NOW() is the transaction start).
+    assert db.scalar("SELECT count(DISTINCT run_on) FROM pgmigrations") == 1
+    assert db.history() == ["001_a", "002_b"]
+
+
+def test_apply__transaction_all_with_concurrent_index__refused_before_anything(
+    project: Project,
+) -> None:
+    project.manifest(transaction="all")
+    project.write("001_a.sql", "CREATE TABLE a (id int);")
+    project.write("002_idx.sql", "CREATE INDEX CONCURRENTLY a_id ON a (id);")
+    run = project.hmig("apply", "--json")
+    assert run.code == 2
+    assert run.report()["outcome"] == "refused"
+    assert "migrations/002_idx.sql (CREATE INDEX CONCURRENTLY" in run.report()["error"]["message"]
+    assert project.database is not None
+    assert project.database.tables() == set()  # not even the history table
+
+
+def test_apply__target__stops_after_it(project: Project) -> None:
+    for name in ("001_a", "002_b", "003_c"):
+        project.write(f"{name}.sql", f"CREATE TABLE t{name[-1]} (id int);")
+    run = project.hmig("apply", "--target", "002_b", "--json")
+    assert run.code == 0
+    assert [r["name"] for r in run.report()["ran"]] == ["001_a", "002_b"]
+    assert [p["name"] for p in run.report()["pending"]] == ["003_c"]
+    again = project.hmig("apply", "--target", "001_a", "--json")
+    assert (again.code, again.report()["outcome"]) == (0, "nothing-to-do")
+    unknown = project.hmig("apply", "--target", "009_zz")
+    assert unknown.code == 2
+    assert "--target '009_zz' is not a migration" in unknown.text
+    assert project.database is not None
+    assert project.database.history() == ["001_a", "002_b"]
+
+
+def test_apply__out_of_order__warns_and_runs_after_applied(project: Project) -> None:
+    project.write("1700000000000_b.sql", "CREATE TABLE b (id int);")
+    assert project.hmig("apply").code == 0
+    project.write("1600000000000_a.sql", "CREATE TABLE a (id int);")
+    run = project.hmig("apply", "--json")
+    assert run.code == 0, run.text
+    codes = [(w["code"], w["migration"]) for w in run.report()["warnings"]]
+    assert ("out-of-order", "1600000000000_a") in codes
+    assert project.database is not None
+    assert project.database.history() == ["1700000000000_b", "1600000000000_a"]
+
+
+def test_apply__strict_order__out_of_order_is_exit_1_and_nothing_runs(project: Project) -> None:
+    project.manifest(strict_order=True)
+    project.write("1700000000000_b.sql", "CREATE TABLE b (id int);")
+    assert project.hmig("apply").code == 0
+    project.write("1600000000000_a.sql", "CREATE TABLE a (id int);")
+    run = project.hmig("apply", "--json")
+    assert run.code == 1
+    assert "strict_order" in run.report()["error"]["hint"]
+    assert project.database is not None
+    assert project.database.history() == ["1700000000000_b"]
+    assert "a" not in project.database.tables()
+
+
+def test_plan__shows_exact_sql_and_writes_nothing(project: Project) -> None:
+    project.write(
+        "001_a.sql",
+        """
+        -- Up Migration
+        CREATE TABLE a (id int);
+        CREATE INDEX CONCURRENTLY a_id ON a (id);
+        -- Down Migration
+        DROP TABLE a;
+        """,
+    )
+    run = project.hmig("plan", "--json")
+    assert run.code == 0, run.text
+    report = run.report()
+    _schema_valid(report)
+    (pending,) = report["pending"]
+    assert pending["sql"] == "CREATE TABLE a (id int);\n\nCREATE INDEX CONCURRENTLY a_id ON a (id);"
+    assert pending["transactional"] is False
+    assert "DROP TABLE" not in run.err
+    assert "outside a transaction: CREATE INDEX CONCURRENTLY (line 3)" in run.err
+    assert project.database is not None
+    assert project.database.tables() == set()  # not even pgmigrations
+
+
+def test_status__lists_applied_pending_and_unknown(project: Project) -> None:
+    project.write("001_a.sql", "CREATE TABLE a (id int);")
+    project.write("002_b.sql", "CREATE TABLE b (id int);")
+    assert project.hmig("apply", "--target", "001_a").code == 0
+    assert project.database is not None
+    project.database.execute("INSERT INTO pgmigrations (name, run_on) VALUES ('000_gone', now())")
+    run = project.hmig("status", "--json")
+    assert run.code == 0, run.text
+    report = run.report()
+    _schema_valid(report)
+    assert [r["name"] for r in report["applied"]] == ["001_a", "000_gone"]
+    assert [p["name"] for p in report["pending"]] == ["002_b"]
+    assert [u["name"] for u in report["unknown"]] == ["000_gone"]
+    assert "unknown-history-row" in {w["code"] for w in report["warnings"]}
+    human = project.hmig("status").out
+    assert "pending" in human and "002_b" in human and "(no file)" in human
+
+
+def test_apply__options_after_or_before_command__are_equivalent(project: Project) -> None:
+    project.write("001_a.sql", "CREATE TABLE a (id int);")
+    before = project.hmig("--manifest", "hmig.yml", "--env", "test", "--json", "plan")
+    after = project.hmig("plan", "--manifest", "hmig.yml", "--env", "test", "--json")
+    assert before.code == after.code == 0
+    assert before.report()["pending"] == after.report()["pending"]
+
+
+def test_apply__explicit_order__is_followed(project: Project) -> None:
+    project.write("b.sql", "CREATE TABLE b (id int);")
+    project.write("a.sql", "CREATE TABLE a2 (id int REFERENCES b_ref (id));")
+    project.write("c.sql", "CREATE TABLE b_ref (id int PRIMARY KEY);")
+    project.manifest(
+        """
+        version: 1
+        migrations:
+          dir: migrations
+          order: [b, c, a]
+        environments:
+          test:
+            database: {url_env: HMIG_TEST_URL}
+        """
+    )
+    run = project.hmig("apply")
+    assert run.code == 0, run.text
+    assert project.database is not None
+    assert project.database.history() == ["b", "c", "a"]

@@ -1,0 +1,504 @@
+"""NodeBridge against real Node and the real node-pg-migrate 9.0.0 package; no database.
+
+`pgm.db` queries go to a plain Python function that records them and answers from a table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from hmig._subprocess import run
+from hmig.binaries import check_node_version, find_node
+from hmig.errors import HmigError, JsMigrationError, StatementFailed, ToolMissing
+from hmig.model import Kind, MigrationFile, QueryResult
+from hmig.node import BRIDGE_DIR, NodeBridge
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "js"
+CJS = FIXTURES / "cjs"
+ESM = FIXTURES / "esm"
+ERRORS = FIXTURES / "errors"
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def migration(path: Path) -> MigrationFile:
+    shown = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else path.name
+    return MigrationFile(
+        name=path.name.rsplit(".", 1)[0],
+        path=shown,
+        abspath=path,
+        kind=Kind.JS,
+        checksum="not-used",
+    )
+
+
+def folder(path: Path) -> list[MigrationFile]:
+    return [migration(p) for p in sorted(path.iterdir()) if p.suffix in (".js", ".mjs", ".cjs")]
+
+
+def by_name(files: Sequence[MigrationFile], prefix: str) -> MigrationFile:
+    return next(f for f in files if f.name.startswith(prefix))
+
+
+def open_bridge(timeout_s: float = 30.0) -> NodeBridge:
+    if not (BRIDGE_DIR / "node_modules" / "node-pg-migrate" / "package.json").is_file():
+        pytest.fail(
+            "the Node bridge's packages are missing: run `npm ci --prefix src/hmig/node/bridge`",
+            pytrace=False,
+        )
+    env = dict(os.environ)
+    return NodeBridge(node=find_node(env), bridge_dir=BRIDGE_DIR, env=env, timeout_s=timeout_s)
+
+
+class FakeDb:
+    """A QueryFn that records calls and answers with canned results or server errors."""
+
+    def __init__(self, answer: Callable[[str, Sequence[object]], QueryResult] | None = None):
+        self.calls: list[tuple[str, list[object]]] = []
+        self._answer = answer
+
+    def __call__(self, text: str, values: Sequence[object]) -> QueryResult:
+        self.calls.append((text, list(values)))
+        if "missing_table" in text:
+            raise StatementFailed(
+                'relation "missing_table" does not exist', sqlstate="42P01", position=15
+            )
+        if self._answer is not None:
+            return self._answer(text, values)
+        return QueryResult(rows=(), row_count=0, fields=())
+
+
+def no_queries(text: str, values: Sequence[object]) -> QueryResult:
+    raise AssertionError(f"unexpected query {text!r}")
+
+
+def sql_of(bridge: NodeBridge, file: MigrationFile, direction: str = "up") -> list[str]:
+    return [s.sql for s in bridge.render(file, direction=direction, query=no_queries).statements]
+
+
+@pytest.fixture
+def cjs() -> Iterator[tuple[NodeBridge, list[MigrationFile]]]:
+    files = folder(CJS)
+    with open_bridge() as bridge:
+        bridge.start(files)
+        yield bridge, files
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def test_shorthand_defined_in_an_earlier_file(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
+    bridge, files = cjs
+    assert sql_of(bridge, by_name(files, "1700000000002")) == [
+        'CREATE TABLE "accounts" (\n'
+        '  "id" serial PRIMARY KEY,\n'
+        '  "tenant_id" integer NOT NULL REFERENCES "tenants",\n'
+        '  "created_at" timestamptz NOT NULL\n'
+        ");"
+    ]
+
+
+def test_each_file_sees_shorthands_accumulated_up_to_itself(
+    cjs: tuple[NodeBridge, list[MigrationFile]],
+) -> None:
+    # node-pg-migrate's runner gives every Migration a snapshot {...shorthands} taken as it
+    # loads that file: a later redefinition does not change earlier files.
+    bridge, files = cjs
+    assert "timestamptz NOT NULL" in sql_of(bridge, by_name(files, "1700000000002"))[0]
+    assert sql_of(bridge, by_name(files, "1700000000010")) == [
+        'CREATE TABLE "events" (\n'
+        '  "id" serial PRIMARY KEY,\n'
+        '  "at" timestamp DEFAULT $pga$epoch$pga$\n'
+        ");"
+    ]
+
+
+def test_shorthand_missing_when_defining_file_not_loaded() -> None:
+    with open_bridge() as bridge:
+        later = migration(CJS / "1700000000002_use-shorthands.js")
+        bridge.start([later])
+        # Unknown shorthands are passed through as type names, as node-pg-migrate does.
+        assert '"tenant_id" tenant_ref' in sql_of(bridge, later)[0]
+
+
+def test_sql_multi_statement_is_one_step(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
+    bridge, files = cjs
+    rendered = bridge.render(by_name(files, "1700000000003"), direction="up", query=no_queries)
+    assert [s.index for s in rendered.statements] == [0, 1]
+    first, second = (s.sql for s in rendered.statements)
+    assert "VALUES ('a');" in first and "VALUES ('b');" in first and first.endswith(";")
+    assert second == "UPDATE tenants SET name = upper(name);"
+    assert rendered.transactional and rendered.reason is None
+
+
+def test_no_transaction(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
+    bridge, files = cjs
+    rendered = bridge.render(by_name(files, "1700000000004"), direction="up", query=no_queries)
+    assert not rendered.transactional
+    assert rendered.reason == "pgm.noTransaction()"
+    assert [s.sql for s in rendered.statements] == [
+        'CREATE INDEX CONCURRENTLY "accounts_created_at_index" ON "accounts" ("created_at");'
+    ]
+
+
+def test_db_query_round_trip_decides_the_sql(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
+    bridge, files = cjs
+
+    def answer(text: str, values: Sequence[object]) -> QueryResult:
+        if "count" in text:
+            return QueryResult(rows=({"n": 1},), row_count=1, fields=("n",))
+        return QueryResult(rows=({"name": "B"}, {"name": "C"}), row_count=2, fields=("name",))
+
+    db = FakeDb(answer)
+    rendered = bridge.render(by_name(files, "1700000000005"), direction="up", query=db)
+    # Values arrive as pg's client sends them: as text.
+    assert db.calls == [
+        ("SELECT count(*)::int AS n FROM tenants WHERE name = $1", ["A"]),
+        ("SELECT name FROM tenants WHERE id > $1 ORDER BY id", ["1"]),
+    ]
+    assert [s.sql for s in rendered.statements] == ["-- found 1 row(s), fields n, names B,C;"]
+
+    empty = FakeDb(lambda t, v: QueryResult(rows=({"n": 0},), row_count=1, fields=("n",)))
+    rendered = bridge.render(by_name(files, "1700000000005"), direction="up", query=empty)
+    assert [s.sql for s in rendered.statements] == ["-- nothing found;"]
+
+
+def test_query_error_is_a_rejection_the_migration_can_catch(
+    cjs: tuple[NodeBridge, list[MigrationFile]],
+) -> None:
+    bridge, files = cjs
+    db = FakeDb()
+    rendered = bridge.render(by_name(files, "1700000000006"), direction="up", query=db)
+    assert db.calls == [("SELECT * FROM missing_table", [])]
+    assert [s.sql for s in rendered.statements] == [
+        '-- caught 42P01: relation "missing_table" does not exist (true);'
+    ]
+    assert any("Error executing" in log.text for log in bridge.logs)
+
+
+def test_uncaught_query_error_fails_with_the_server_error_as_cause() -> None:
+    file = migration(ERRORS / "query-uncaught.js")
+    with open_bridge() as bridge:
+        bridge.start([file])
+        with pytest.raises(JsMigrationError) as caught:
+            bridge.render(file, direction="up", query=FakeDb())
+    assert caught.value.reason == 'relation "missing_table" does not exist'
+    assert isinstance(caught.value.__cause__, StatementFailed)
+    assert caught.value.__cause__.sqlstate == "42P01"
+
+
+def test_callback_style_up_waits_for_run(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
+    bridge, files = cjs
+    assert sql_of(bridge, by_name(files, "1700000000007")) == ["SELECT 7;"]
+
+
+def test_async_up_is_awaited() -> None:
+    files = folder(ESM)
+    with open_bridge() as bridge:
+        bridge.start(files)
+        assert sql_of(bridge, files[0]) == [
+            'CREATE TABLE "labels" (\n'
+            '  "id" serial PRIMARY KEY,\n'
+            '  "label" varchar(40) NOT NULL\n'
+            ");"
+        ]
+
+
+def test_row_values_become_what_pg_would_return(
+    cjs: tuple[NodeBridge, list[MigrationFile]],
+) -> None:
+    bridge, files = cjs
+    row = {
+        "ts": dt.datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC),
+        "day": dt.date(2024, 2, 29),
+        "num": Decimal("1.50"),
+        "big": 2**62,
+        "bytes": b"hi",
+        "json": {"a": [1, 2], "$hmig": "x"},
+        "nan": float("nan"),
+        "uuid": uuid.UUID(int=1),
+        "nil": None,
+    }
+    db = FakeDb(lambda t, v: QueryResult(rows=(row,), row_count=1, fields=tuple(row)))
+    rendered = bridge.render(by_name(files, "1700000000011"), direction="up", query=db)
+    _, values = db.calls[0]
+    assert values[0] == b"hi" and values[2] == "42"
+    assert isinstance(values[1], str) and values[1].startswith("2024-01-02T")
+    assert [s.sql for s in rendered.statements] == [
+        "-- ts=true:2024-01-02T03:04:05.123Z day=true:2024-2-29 num=string:1.50"
+        " big=string:4611686018427387904 bytes=true:hi json=2:x nan=true"
+        " uuid=00000000-0000-0000-0000-000000000001 nil=true;"
+    ]
+
+
+def test_console_output_does_not_disturb_the_protocol(tmp_path: Path) -> None:
+    path = tmp_path / "1_logs.js"
+    path.write_text(
+        "console.log('loading');\n"
+        "exports.up = (pgm) => {\n"
+        '  console.log(\'{"type":"rendered","id":1}\');\n'
+        "  process.stdout.write('raw write\\n');\n"
+        "  console.warn('careful', 42);\n"
+        "  pgm.sql('SELECT 1');\n"
+        "};\n"
+    )
+    file = migration(path)
+    with open_bridge() as bridge:
+        bridge.start([file])
+        assert sql_of(bridge, file) == ["SELECT 1;"]
+        texts = [(log.level, log.text, log.migration) for log in bridge.logs]
+    assert ("info", "loading", "1_logs") in texts
+    assert ("warn", "careful 42", "1_logs") in texts
+
+
+# --- down -----------------------------------------------------------------------------------
+
+
+def test_down_is_inferred_for_create_table(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
+    bridge, files = cjs
+    assert sql_of(bridge, by_name(files, "1700000000002"), "down") == ['DROP TABLE "accounts";']
+    assert sql_of(bridge, by_name(files, "1700000000004"), "down") == [
+        'DROP INDEX CONCURRENTLY "accounts_created_at_index";'
+    ]
+
+
+def test_explicit_down(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
+    bridge, files = cjs
+    assert sql_of(bridge, by_name(files, "1700000000008"), "down") == [
+        "ALTER TABLE accounts DROP COLUMN nickname;"
+    ]
+
+
+def test_down_false_is_refused(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
+    bridge, files = cjs
+    file = by_name(files, "1700000000005")
+    with pytest.raises(JsMigrationError) as caught:
+        bridge.render(file, direction="down", query=no_queries)
+    assert caught.value.reason == (
+        "User has disabled down migration on file: 1700000000005_db-query"
+    )
+    assert caught.value.file == "tests/fixtures/js/cjs/1700000000005_db-query.js"
+
+
+def test_impossible_inference(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
+    bridge, files = cjs
+    file = by_name(files, "1700000000009")
+    with pytest.raises(JsMigrationError) as caught:
+        bridge.render(file, direction="down", query=no_queries)
+    assert caught.value.reason == 'Impossible to automatically infer down migration for "pgm.()"'
+    assert caught.value.line == 3
+    # The bridge stays usable after a migration's own error.
+    assert sql_of(bridge, by_name(files, "1700000000007")) == ["SELECT 7;"]
+
+
+def test_pgm_db_cannot_be_reversed(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
+    bridge, files = cjs
+    with pytest.raises(JsMigrationError) as caught:
+        bridge.render(by_name(files, "1700000000011"), direction="down", query=no_queries)
+    assert caught.value.reason == "Impossible to automatically infer down migration"
+
+
+# --- module formats -------------------------------------------------------------------------
+
+
+def test_esm_mjs_and_cjs_in_a_module_folder() -> None:
+    files = folder(ESM)
+    assert [f.abspath.suffix for f in files] == [".js", ".mjs", ".cjs"]
+    with open_bridge() as bridge:
+        bridge.start(files)
+        assert sql_of(bridge, files[1]) == [
+            'ALTER TABLE "labels"\n  ADD "note" varchar(40) NOT NULL;',
+            "-- from 1700000000002_module.mjs;",
+        ]
+        assert sql_of(bridge, files[2], "down") == [
+            'ALTER TABLE "labels" RENAME "remark" TO "note";'
+        ]
+
+
+def test_esm_syntax_in_a_commonjs_folder(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
+    bridge, files = cjs
+    assert sql_of(bridge, by_name(files, "1700000000012")) == ['DROP TABLE "events";']
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+def test_syntax_error_names_file_and_line() -> None:
+    file = migration(ERRORS / "syntax-error.js")
+    with open_bridge() as bridge, pytest.raises(JsMigrationError) as caught:
+        bridge.start([file])
+    assert caught.value.file == "tests/fixtures/js/errors/syntax-error.js"
+    assert caught.value.line == 4
+    assert "Unexpected token" in caught.value.reason
+    assert str(caught.value).startswith("tests/fixtures/js/errors/syntax-error.js:4: ")
+
+
+def test_failed_import_names_file_and_line() -> None:
+    file = migration(ERRORS / "import-fails.mjs")
+    with open_bridge() as bridge, pytest.raises(JsMigrationError) as caught:
+        bridge.start([file])
+    assert caught.value.line == 1
+    assert caught.value.reason == "Cannot find module './does-not-exist.mjs'"
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "reason"),
+    [
+        ("throws.js", 4, "unexpected value bad"),
+        ("throws-esm.js", 10, "TypeError: thrown after an await"),
+        ("rejects-later.js", 4, "rejected inside a callback-style up"),
+    ],
+)
+def test_thrown_error_names_file_and_line(name: str, line: int, reason: str) -> None:
+    file = migration(ERRORS / name)
+    other = migration(CJS / "1700000000007_callback.js")
+    with open_bridge() as bridge:
+        bridge.start([file, other])
+        with pytest.raises(JsMigrationError) as caught:
+            bridge.render(file, direction="up", query=no_queries)
+        assert (caught.value.line, caught.value.reason) == (line, reason)
+        assert caught.value.file == f"tests/fixtures/js/errors/{name}"
+        assert sql_of(bridge, other) == ["SELECT 7;"]
+
+
+def test_promise_that_never_settles_times_out() -> None:
+    file = migration(ERRORS / "never-settles.js")
+    other = migration(CJS / "1700000000007_callback.js")
+    with open_bridge(timeout_s=1.0) as bridge:
+        bridge.start([file, other])
+        began = time.monotonic()
+        with pytest.raises(JsMigrationError) as caught:
+            bridge.render(file, direction="up", query=no_queries)
+        assert time.monotonic() - began < 10
+        assert "did not settle within 1 s" in caught.value.reason
+        assert "run()" in caught.value.hint
+        with pytest.raises(JsMigrationError, match="cannot be used any more"):
+            bridge.render(other, direction="up", query=no_queries)
+
+
+def test_node_crash_reports_exit_code_and_stderr() -> None:
+    file = migration(ERRORS / "crash.js")
+    with open_bridge() as bridge:
+        bridge.start([file])
+        with pytest.raises(JsMigrationError) as caught:
+            bridge.render(file, direction="up", query=no_queries)
+    assert "node exited with code 3 while running up()" in caught.value.reason
+    assert "about to crash" in caught.value.reason
+
+
+def test_render_of_a_file_not_given_to_start() -> None:
+    with open_bridge() as bridge:
+        bridge.start([])
+        with pytest.raises(JsMigrationError, match="not loaded"):
+            bridge.render(
+                migration(CJS / "1700000000007_callback.js"), direction="up", query=no_queries
+            )
+
+
+def test_fifty_migrations_in_one_process(tmp_path: Path) -> None:
+    files = []
+    for i in range(50):
+        path = tmp_path / f"{1700000000000 + i}_step-{i}.js"
+        path.write_text(
+            f"exports.up = (pgm) => {{\n"
+            f"  pgm.createTable('t{i}', {{ id: 'id', name: {{ type: 'text', notNull: true }} }});\n"
+            f"  pgm.addIndex('t{i}', 'name');\n"
+            f"}};\n"
+        )
+        files.append(migration(path))
+    began = time.monotonic()
+    with open_bridge() as bridge:
+        bridge.start(files)
+        started = time.monotonic()
+        rendered = [bridge.render(f, direction="up", query=no_queries) for f in files]
+    ended = time.monotonic()
+    assert all(len(r.statements) == 2 for r in rendered)
+    print(f"start {started - began:.3f} s, 50 renders {ended - started:.3f} s")
+    assert ended - began < 20
+
+
+# --- tools ----------------------------------------------------------------------------------
+
+
+def test_node_missing_is_tool_missing(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-node")
+    with pytest.raises(ToolMissing, match="does not exist") as caught:
+        find_node({"HMIG_NODE": missing, "PATH": os.environ.get("PATH", "")})
+    assert "Node.js 20.19" in caught.value.hint
+    with pytest.raises(ToolMissing, match="not found on PATH"):
+        find_node({"PATH": str(tmp_path)})
+    bridge = NodeBridge(node=Path(missing), bridge_dir=BRIDGE_DIR, env={}, timeout_s=5)
+    with bridge, pytest.raises(ToolMissing, match="not found"):
+        bridge.start([])
+
+
+def test_node_too_old_is_tool_missing(tmp_path: Path) -> None:
+    fake = tmp_path / "node"
+    fake.write_text("#!/bin/sh\necho v18.19.0\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    assert find_node({"HMIG_NODE": str(fake)}) == fake
+    with pytest.raises(
+        ToolMissing, match=r"Node\.js 18\.19\.0; node-pg-migrate 9 needs Node\.js 20\.11"
+    ):
+        check_node_version(fake)
+    version = check_node_version(find_node(dict(os.environ)))
+    assert tuple(int(part) for part in version.split(".")[:2]) >= (20, 11)
+
+
+def test_missing_packages_tell_how_to_install(tmp_path: Path) -> None:
+    (tmp_path / "bridge.mjs").write_text("")
+    bridge = NodeBridge(node=Path("node"), bridge_dir=tmp_path, env={}, timeout_s=5)
+    with pytest.raises(ToolMissing) as caught:
+        bridge.start([])
+    assert caught.value.hint == f"Run `npm ci --prefix {tmp_path}`."
+
+
+def test_run_reports_missing_program_and_timeout() -> None:
+    with pytest.raises(ToolMissing, match="was not found"):
+        run(["/nonexistent/program"], timeout=5)
+    with pytest.raises(HmigError, match=r"did not finish within 0\.5 s"):
+        run(["sleep", "5"], timeout=0.5)
+    done = run(["sh", "-c", "cat; echo err >&2; exit 4"], input=b"in", timeout=5, env={})
+    assert (done.returncode, done.stdout, done.stderr) == (4, "in", "err\n")
+
+
+def test_down_that_is_up_reverses_both_directions(tmp_path: Path) -> None:
+    # node-pg-migrate's Migration.apply enables reverse mode whenever down === up, so a file
+    # that exports the same function for both renders its reverse even for `up`.
+    path = tmp_path / "1_same.js"
+    path.write_text(
+        "const change = (pgm) => { pgm.createTable('x', { id: 'id' }); };\n"
+        "exports.up = change;\n"
+        "exports.down = change;\n"
+    )
+    file = migration(path)
+    with open_bridge() as bridge:
+        bridge.start([file])
+        assert sql_of(bridge, file, "up") == ['DROP TABLE "x";']
+        assert sql_of(bridge, file, "down") == ['DROP TABLE "x";']
+
+
+def test_query_callback_failure_other_than_sql_stops_the_bridge() -> None:
+    file = migration(CJS / "1700000000005_db-query.js")
+    other = migration(CJS / "1700000000007_callback.js")
+
+    def interrupted(text: str, values: Sequence[object]) -> QueryResult:
+        raise KeyboardInterrupt
+
+    with open_bridge() as bridge:
+        bridge.start([file, other])
+        with pytest.raises(KeyboardInterrupt):
+            bridge.render(file, direction="up", query=interrupted)
+        with pytest.raises(JsMigrationError, match="cannot be used any more"):
+            bridge.render(other, direction="up", query=no_queries)
