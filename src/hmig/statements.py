@@ -124,7 +124,11 @@ _TXN_KINDS = {
 
 def _reject_transaction_control(node: ast.Node, *, line: int, column: int) -> None:
     """BEGIN/COMMIT/ROLLBACK inside a migration would commit half of it: hmig owns transactions."""
-    if isinstance(node, ast.TransactionStmt) and node.kind and node.kind.name in _TXN_KINDS:
+    if (
+        isinstance(node, ast.TransactionStmt)
+        and node.kind is not None
+        and node.kind.name in _TXN_KINDS
+    ):
         keyword = node.kind.name.removeprefix("TRANS_STMT_").replace("_", " ")
         message = (
             f"{keyword} inside a migration: hmig runs each migration in its own transaction "
