@@ -111,6 +111,13 @@ def _load(name: str, paths: list[Path], *, base_dir: Path) -> MigrationFile:
             file=shown[0],
             hint="pgmigrations.name is the file name without its extension: rename one.",
         )
+    for role in ("up", "down"):
+        if roles.count(role) > 1:
+            raise MigrationFileError(
+                f"Duplicate .{role}.sql for {name} ({' and '.join(shown)})",
+                file=shown[0],
+                hint="Keep one file per direction.",
+            )
     if "plain" in roles and len(roles) > 1:
         raise MigrationFileError(
             f"Conflicting SQL migration files for {name}: cannot mix .sql with .up/.down "

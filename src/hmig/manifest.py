@@ -70,6 +70,15 @@ def parse(text: str, *, path: Path) -> Manifest:
         )
     _reject_duplicate_keys(root, display)
     _validate(data, root, display)
+    default = data.get("default_environment")
+    if default is not None and default not in data["environments"]:
+        raise ManifestError(
+            f"{default!r} is not one of the environments "
+            f"({', '.join(sorted(data['environments']))})",
+            file=display,
+            line=_line_of(root, ["default_environment"]),
+            key="default_environment",
+        )
     return _build(data, path)
 
 
@@ -201,8 +210,11 @@ def _describe(
             return where, _key_path([*path, bad]), text + (f"; {suggestion}" if suggestion else "")
     if error.validator in ("oneOf", "anyOf") and error.context:
         return _describe_choice(error, root, path)
-    if error.validator == "required":
-        return _line_of(root, path), _key_path(path), error.message.replace("'", "", 0)
+    if error.validator == "required" and isinstance(error.validator_value, list):
+        present = error.instance if isinstance(error.instance, dict) else {}
+        missing = [k for k in error.validator_value if k not in present]
+        name = missing[0] if missing else "?"
+        return _line_of(root, path), _key_path(path), f"missing required key {name!r}"
     if error.validator == "const" and path == ["version"]:
         return _line_of(root, path), "version", f"unsupported version {error.instance!r}; use 1"
     return _line_of(root, path), _key_path(path), error.message
@@ -256,18 +268,10 @@ def _build(data: dict[str, Any], path: Path) -> Manifest:
     environments = {
         name: _environment(name, raw or {}) for name, raw in data["environments"].items()
     }
-    default = data.get("default_environment")
-    if default is not None and default not in environments:
-        raise ManifestError(
-            f"default_environment {default!r} is not one of the environments "
-            f"({', '.join(sorted(environments))})",
-            file=path.name,
-            key="default_environment",
-        )
     return Manifest(
         path=path,
         migrations=config,
-        default_environment=default,
+        default_environment=data.get("default_environment"),
         environments=environments,
     )
 

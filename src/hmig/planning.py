@@ -79,7 +79,7 @@ def plan(files: Sequence[MigrationFile], history: History, *, target: str | None
                 )
             )
         applied_names.add(name)
-    notices.extend(_duplicates(history.applied))
+    notices.extend(_duplicates([_resolve_row(r.name, names) or r.name for r in history.applied]))
     notices.extend(
         Notice(
             code="unknown-history-row",
@@ -146,8 +146,8 @@ def _resolve_row(row_name: str, names: set[str]) -> str | None:
     return None
 
 
-def _duplicates(applied: Sequence[Applied]) -> list[Notice]:
-    counts = Counter(row.name for row in applied)
+def _duplicates(names: Sequence[str]) -> list[Notice]:
+    counts = Counter(names)
     return [
         Notice(
             code="duplicate-history-row",
