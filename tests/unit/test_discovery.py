@@ -1,0 +1,392 @@
+"""The migrations folder → `MigrationFile` values (tmp_path is the filesystem adapter)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from hmig import discovery
+from hmig.errors import ManifestError, MigrationFileError
+from hmig.model import Kind, MigrationFile, MigrationsConfig, Problem
+
+
+def config(folder: Path) -> MigrationsConfig:
+    return MigrationsConfig(dir=folder, table="pgmigrations", schema="public", order=None)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "migrations"
+    path.mkdir()
+    return path
+
+
+def write(folder: Path, name: str, content: str | bytes = "SELECT 1;\n") -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_bytes(content.encode("utf-8"))
+    return path
+
+
+def discover(folder: Path) -> dict[str, MigrationFile]:
+    found = discovery.discover(config(folder), base_dir=folder.parent)
+    return {m.name: m for m in found}
+
+
+def discover_error(folder: Path) -> MigrationFileError:
+    with pytest.raises(MigrationFileError) as caught:
+        discovery.discover(config(folder), base_dir=folder.parent)
+    return caught.value
+
+
+# --- what counts as a migration ---------------------------------------------------------------
+
+
+def test_discover__non_migration_entries__are_ignored(folder: Path) -> None:
+    write(folder, "README.md", "# Migrations\n")
+    write(folder, "schemas/README.md", "# nested\n")
+    write(folder, "schemas/001_nested.sql")
+    write(folder, ".hidden.sql")
+    write(folder, ".eslintrc.js", "module.exports = {};\n")
+    write(folder, "notes.txt", "not SQL\n")
+    write(folder, "002_b.sql.bak", "SELECT 1;\n")
+    write(folder, "001_a.sql")
+
+    assert list(discover(folder)) == ["001_a"]
+
+
+@pytest.mark.parametrize(
+    ("file_name", "name", "kind"),
+    [
+        ("001_a.sql", "001_a", Kind.SQL),
+        ("001_a.SQL", "001_a", Kind.SQL),
+        ("002_b.js", "002_b", Kind.JS),
+        ("002_b.JS", "002_b", Kind.JS),
+        ("003_c.cjs", "003_c", Kind.JS),
+        ("004_d.mjs", "004_d", Kind.JS),
+        ("005_e.Mjs", "005_e", Kind.JS),
+        ("add-subdomain-to-tenants.sql", "add-subdomain-to-tenants", Kind.SQL),
+        ("20240101.v2.schema.sql", "20240101.v2.schema", Kind.SQL),
+        ("006_f.config.js", "006_f.config", Kind.JS),
+    ],
+)
+def test_discover__accepted_extension__names_the_file_without_its_last_extension(
+    folder: Path, file_name: str, name: str, kind: Kind
+) -> None:
+    write(folder, file_name, "SELECT 1;\n" if kind is Kind.SQL else "exports.up = () => {};\n")
+
+    found = discover(folder)
+
+    assert list(found) == [name]
+    migration = found[name]
+    assert migration.kind is kind
+    assert migration.path == f"migrations/{file_name}"
+    assert migration.abspath == folder / file_name
+    assert migration.down_path is None
+    assert migration.problem is None
+
+
+def test_discover__js_file__has_no_statements(folder: Path) -> None:
+    write(folder, "001_a.js", "exports.up = (pgm) => { pgm.sql('SELECT 1'); };\n")
+
+    migration = discover(folder)["001_a"]
+
+    assert migration.statements == ()
+    assert migration.no_transaction_directive is False
+
+
+def test_discover__sql_file__is_split_into_located_statements(folder: Path) -> None:
+    write(
+        folder,
+        "001_a.sql",
+        "-- Up Migration\nCREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n"
+        "-- Down Migration\nDROP TABLE a;\n",
+    )
+
+    migration = discover(folder)["001_a"]
+
+    assert [(s.index, s.sql, s.line, s.column) for s in migration.statements] == [
+        (0, "CREATE TABLE a (id int)", 2, 1),
+        (1, "INSERT INTO a VALUES (1)", 3, 1),
+    ]
+
+
+def test_discover__utf8_bom__is_not_part_of_the_text(folder: Path) -> None:
+    write(folder, "001_a.sql", b"\xef\xbb\xbfSELECT 1;\n")
+    write(folder, "002_b.sql", b"SELECT 1;\n")
+
+    found = discover(folder)
+
+    assert found["001_a"].checksum == found["002_b"].checksum
+    assert (found["001_a"].statements[0].line, found["001_a"].statements[0].column) == (1, 1)
+
+
+# --- .up.sql / .down.sql pairs ----------------------------------------------------------------
+
+
+def test_discover__up_and_down_pair__is_one_migration_with_down_path(folder: Path) -> None:
+    write(folder, "001_x.up.sql", "CREATE TABLE x ();\n")
+    write(folder, "001_x.down.sql", "DROP TABLE x;\n")
+    write(folder, "002_y.up.sql", "CREATE TABLE y ();\n")
+
+    found = discover(folder)
+
+    assert list(found) == ["001_x", "002_y"]
+    assert found["001_x"].path == "migrations/001_x.up.sql"
+    assert found["001_x"].down_path == "migrations/001_x.down.sql"
+    assert [s.sql for s in found["001_x"].statements] == ["CREATE TABLE x ()"]
+    assert found["002_y"].down_path is None
+
+
+def test_discover__up_file__is_up_as_a_whole_even_with_markers(folder: Path) -> None:
+    write(folder, "001_x.up.sql", "CREATE TABLE x ();\n-- Down Migration\nCREATE TABLE y ();\n")
+
+    migration = discover(folder)["001_x"]
+
+    assert [(s.sql, s.line) for s in migration.statements] == [
+        ("CREATE TABLE x ()", 1),
+        ("CREATE TABLE y ()", 3),
+    ]
+
+
+def test_discover__up_and_down_with_upper_case_suffixes__pair_up(folder: Path) -> None:
+    write(folder, "001_x.UP.SQL")
+    write(folder, "001_x.Down.sql", "SELECT 2;\n")
+
+    found = discover(folder)
+
+    assert list(found) == ["001_x"]
+    assert found["001_x"].down_path == "migrations/001_x.Down.sql"
+
+
+def test_discover__down_without_up__raises_node_pg_migrate_text(folder: Path) -> None:
+    write(folder, "001_x.down.sql", "DROP TABLE x;\n")
+
+    error = discover_error(folder)
+
+    assert error.file == "migrations/001_x.down.sql"
+    assert error.message == (
+        "migrations/001_x.down.sql: Found .down.sql without matching .up.sql for 001_x"
+    )
+    assert "Add 001_x.up.sql" in error.hint
+
+
+def test_discover__plain_sql_beside_up_sql__raises_conflict(folder: Path) -> None:
+    write(folder, "001_x.sql")
+    write(folder, "001_x.up.sql")
+
+    error = discover_error(folder)
+
+    assert "Conflicting SQL migration files for 001_x: cannot mix .sql with .up/.down" in (
+        error.message
+    )
+    assert "migrations/001_x.sql" in error.message
+    assert "migrations/001_x.up.sql" in error.message
+
+
+def test_discover__same_name_in_sql_and_js__raises_naming_both_files(folder: Path) -> None:
+    write(folder, "x.sql")
+    write(folder, "x.js", "exports.up = () => {};\n")
+
+    error = discover_error(folder)
+
+    assert "two migrations are named 'x'" in error.message
+    assert "migrations/x.js" in error.message
+    assert "migrations/x.sql" in error.message
+    assert "rename one" in error.hint
+
+
+def test_discover__two_up_files_for_one_name__raises_duplicate(folder: Path) -> None:
+    write(folder, "001_x.up.sql", "CREATE TABLE a ();\n")
+    write(folder, "001_x.UP.sql", "CREATE TABLE b ();\n")
+
+    error = discover_error(folder)
+
+    assert "Duplicate .up.sql for 001_x" in error.message
+    assert "migrations/001_x.up.sql" in error.message
+    assert "migrations/001_x.UP.sql" in error.message
+
+
+# --- checksums --------------------------------------------------------------------------------
+
+
+def test_checksum__is_sha256_of_the_normalised_text() -> None:
+    expected = hashlib.sha256(b"SELECT 1;\nSELECT 2;").hexdigest()
+
+    assert discovery.checksum("SELECT 1;\r\nSELECT 2;\r\n\r\n") == f"sha256:{expected}"
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        b"CREATE TABLE a ();\nSELECT 1;\n",
+        b"CREATE TABLE a ();\r\nSELECT 1;\r\n",
+        b"CREATE TABLE a ();\rSELECT 1;\r",
+        b"CREATE TABLE a ();\nSELECT 1;",
+        b"CREATE TABLE a ();\nSELECT 1;\n\n\n",
+        b"CREATE TABLE a ();\nSELECT 1;  \n\t\n",
+    ],
+    ids=["lf", "crlf", "cr", "no-final-newline", "extra-newlines", "trailing-blanks"],
+)
+def test_discover__line_endings_and_trailing_newlines__do_not_change_the_checksum(
+    folder: Path, variant: bytes
+) -> None:
+    write(folder, "001_a.sql", b"CREATE TABLE a ();\nSELECT 1;\n")
+    write(folder, "002_a.sql", variant)
+
+    found = discover(folder)
+
+    assert found["002_a"].checksum == found["001_a"].checksum
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        b"CREATE TABLE a ();\nSELECT 2;\n",
+        b"CREATE TABLE a ();\n SELECT 1;\n",
+        b"CREATE TABLE a ();\n\nSELECT 1;\n",
+        b"CREATE TABLE a ();\nSELECT 1; -- why\n",
+    ],
+    ids=["value", "leading-space", "inner-blank-line", "comment"],
+)
+def test_discover__real_edit__changes_the_checksum(folder: Path, edit: bytes) -> None:
+    write(folder, "001_a.sql", b"CREATE TABLE a ();\nSELECT 1;\n")
+    write(folder, "002_a.sql", edit)
+
+    found = discover(folder)
+
+    assert found["002_a"].checksum != found["001_a"].checksum
+    assert found["002_a"].checksum.startswith("sha256:")
+
+
+def test_discover__js_checksum__also_ignores_line_endings(folder: Path) -> None:
+    write(folder, "001_a.js", b"exports.up = () => {};\n")
+    write(folder, "002_a.js", b"exports.up = () => {};\r\n")
+
+    found = discover(folder)
+
+    assert found["001_a"].checksum == found["002_a"].checksum
+
+
+# --- problems and directives ------------------------------------------------------------------
+
+
+def test_discover__syntax_error__is_stored_as_problem_not_raised(folder: Path) -> None:
+    write(folder, "001_a.sql", "CREATE TABLE a ();\n\n  SELEC 1;\n")
+    write(folder, "002_b.sql")
+
+    found = discover(folder)
+
+    assert found["001_a"].problem == Problem('syntax error at or near "SELEC"', 3, 3)
+    assert found["001_a"].statements == ()
+    assert found["002_b"].problem is None
+
+
+def test_discover__transaction_control__is_stored_as_problem_with_line(folder: Path) -> None:
+    write(folder, "001_a.sql", "CREATE TABLE a ();\nCOMMIT;\n")
+
+    problem = discover(folder)["001_a"].problem
+
+    assert problem is not None
+    assert problem.message.startswith("COMMIT inside a migration")
+    assert (problem.line, problem.column) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "directive"),
+    [
+        ("-- hmig:no-transaction\nCREATE INDEX i ON t (a);\n", True),
+        ("CREATE INDEX i ON t (a);\n  --   hmig:no-transaction  \n", True),
+        ("-- Up Migration\n-- hmig:no-transaction\nSELECT 1;\n-- Down Migration\n", True),
+        ("-- Up Migration\nSELECT 1;\n-- Down Migration\n-- hmig:no-transaction\n", False),
+        ("SELECT 1; -- hmig:no-transaction\n", False),
+        ("-- hmig:no-transaction please\nSELECT 1;\n", False),
+        ("SELECT 1;\n", False),
+    ],
+    ids=[
+        "first-line",
+        "spaced",
+        "in-up-section",
+        "only-in-down-section",
+        "after-sql",
+        "trailing-words",
+        "absent",
+    ],
+)
+def test_discover__no_transaction_directive__is_detected_on_its_own_line_in_up(
+    folder: Path, text: str, directive: bool
+) -> None:
+    write(folder, "001_a.sql", text)
+
+    migration = discover(folder)["001_a"]
+
+    assert migration.no_transaction_directive is directive
+    assert (migration.no_transaction_reason == "declared with -- hmig:no-transaction") is directive
+
+
+def test_discover__concurrent_index__gives_the_migration_a_no_transaction_reason(
+    folder: Path,
+) -> None:
+    write(folder, "001_a.sql", "CREATE TABLE t (a int);\nCREATE INDEX CONCURRENTLY i ON t (a);\n")
+
+    migration = discover(folder)["001_a"]
+
+    assert migration.no_transaction_directive is False
+    assert migration.no_transaction_reason == "CREATE INDEX CONCURRENTLY (line 2)"
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def test_discover__missing_folder__raises_manifest_error_naming_migrations_dir(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ManifestError) as caught:
+        discovery.discover(config(tmp_path / "db" / "migrations"), base_dir=tmp_path)
+
+    assert caught.value.key == "migrations.dir"
+    assert caught.value.message == (
+        "hmig.yml: migrations.dir: migrations folder db/migrations does not exist"
+    )
+    assert "relative to the manifest" in caught.value.hint
+
+
+def test_discover__folder_is_a_file__raises_manifest_error(tmp_path: Path) -> None:
+    (tmp_path / "migrations").write_text("not a folder\n", encoding="utf-8")
+
+    with pytest.raises(ManifestError) as caught:
+        discovery.discover(config(tmp_path / "migrations"), base_dir=tmp_path)
+
+    assert caught.value.key == "migrations.dir"
+
+
+def test_discover__non_utf8_file__raises_naming_the_file_and_byte(folder: Path) -> None:
+    write(folder, "001_a.sql")
+    write(folder, "002_latin1.sql", "SELECT 'café';\n".encode("latin-1"))
+
+    error = discover_error(folder)
+
+    assert error.file == "migrations/002_latin1.sql"
+    assert error.message == "migrations/002_latin1.sql: not UTF-8 text (byte 11)"
+    assert "UTF-8" in error.hint
+
+
+def test_discover__empty_folder__finds_nothing(folder: Path) -> None:
+    assert discovery.discover(config(folder), base_dir=folder.parent) == ()
+
+
+def test_discover__folder_outside_base_dir__shows_absolute_paths(
+    tmp_path: Path, folder: Path
+) -> None:
+    write(folder, "001_a.sql")
+    elsewhere = tmp_path / "project"
+    elsewhere.mkdir()
+
+    (migration,) = discovery.discover(config(folder), base_dir=elsewhere)
+
+    assert migration.path == str(folder / "001_a.sql")
