@@ -21,16 +21,28 @@ import jsonschema
 import yaml
 
 from hmig.errors import ConfigurationError, ManifestError
-from hmig.model import DatabaseSpec, Environment, Manifest, MigrationsConfig, TransactionMode
+from hmig.model import (
+    BackupPolicy,
+    DatabaseSpec,
+    Environment,
+    LintPolicy,
+    LockRetry,
+    Manifest,
+    MigrationsConfig,
+    TransactionMode,
+)
 
 # Defaults per setting: (unprotected, protected). Protected environments wait less for locks so a
 # migration queued behind a long transaction fails fast instead of stalling the application
 # (PostgreSQL docs, "lock_timeout"); the README's reference table lists the same values.
 _DEFAULTS: Mapping[str, tuple[object, object]] = {
-    "lock_timeout": (0, 5_000),
+    "lock_timeout": (0, 500),
     "statement_timeout": (0, 0),
     "transaction": ("per-migration", "per-migration"),
     "strict_order": (False, False),
+    "lint.fail_on": ("never", "error"),
+    "backup.mode": ("none", "full"),
+    "backup.required": (False, True),
 }
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(us|ms|s|min|h|d)?\s*$")
@@ -266,7 +278,8 @@ def _build(data: dict[str, Any], path: Path) -> Manifest:
         order=tuple(order) if order is not None else None,
     )
     environments = {
-        name: _environment(name, raw or {}) for name, raw in data["environments"].items()
+        name: _environment(name, raw or {}, base_dir=path.parent)
+        for name, raw in data["environments"].items()
     }
     return Manifest(
         path=path,
@@ -276,12 +289,17 @@ def _build(data: dict[str, Any], path: Path) -> Manifest:
     )
 
 
-def _environment(name: str, raw: Mapping[str, Any]) -> Environment:
+def _environment(name: str, raw: Mapping[str, Any], *, base_dir: Path) -> Environment:
     protected = bool(raw.get("protected", False))
 
     def setting(key: str) -> Any:
-        return raw.get(key, _DEFAULTS[key][1 if protected else 0])
+        section, _, leaf = key.rpartition(".")
+        source = raw.get(section) or {} if section else raw
+        return source.get(leaf, _DEFAULTS[key][1 if protected else 0])
 
+    retry = raw.get("lock_retry") or {}
+    lint = raw.get("lint") or {}
+    defaults = LockRetry()
     return Environment(
         name=name,
         database=_database(raw.get("database")),
@@ -290,6 +308,29 @@ def _environment(name: str, raw: Mapping[str, Any]) -> Environment:
         statement_timeout_ms=parse_duration(setting("statement_timeout")),
         transaction=TransactionMode(setting("transaction")),
         strict_order=bool(setting("strict_order")),
+        lock_retry=LockRetry(
+            budget_ms=parse_duration(retry.get("budget", defaults.budget_ms)),
+            initial_delay_ms=parse_duration(retry.get("initial_delay", defaults.initial_delay_ms)),
+            max_delay_ms=parse_duration(retry.get("max_delay", defaults.max_delay_ms)),
+        ),
+        lint=LintPolicy(fail_on=setting("lint.fail_on"), ignore=tuple(lint.get("ignore", ()))),
+        backup=_backup(raw.get("backup") or {}, setting, base_dir=base_dir),
+    )
+
+
+def _backup(raw: Mapping[str, Any], setting: Any, *, base_dir: Path) -> BackupPolicy:
+    retention = raw.get("retention") or {}
+    encrypt = raw.get("encrypt") or {}
+    return BackupPolicy(
+        mode=setting("backup.mode"),
+        required=bool(setting("backup.required")),
+        dir=base_dir / raw.get("dir", "backups"),
+        format=raw.get("format", "custom"),
+        jobs=int(raw.get("jobs", 1)),
+        retention_days=int(retention.get("days", 30)),
+        retention_keep=int(retention.get("keep", 5)),
+        verify=raw.get("verify", "list"),
+        recipients=tuple(encrypt.get("recipients", ())),
     )
 
 

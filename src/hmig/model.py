@@ -52,6 +52,38 @@ class DatabaseSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class LockRetry:
+    """`lock_retry:`: how long to keep retrying a migration that lost a lock race."""
+
+    budget_ms: int = 120_000
+    initial_delay_ms: int = 200
+    max_delay_ms: int = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class LintPolicy:
+    """`lint:`: which findings fail the run, and which rules are never reported."""
+
+    fail_on: str = "never"  # "error" | "warning" | "never"
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BackupPolicy:
+    """`backup:` with every default applied; `dir` is absolute."""
+
+    mode: str  # "full" | "schema" | "tables" | "none"
+    required: bool
+    dir: Path
+    format: str = "custom"  # "custom" | "directory"
+    jobs: int = 1
+    retention_days: int = 30
+    retention_keep: int = 5
+    verify: str = "list"  # "list" | "restore"
+    recipients: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Environment:
     """One entry of `environments:` with every default already applied."""
 
@@ -62,6 +94,9 @@ class Environment:
     statement_timeout_ms: int
     transaction: TransactionMode
     strict_order: bool
+    lock_retry: LockRetry = field(default_factory=LockRetry)
+    lint: LintPolicy = field(default_factory=LintPolicy)
+    backup: BackupPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)

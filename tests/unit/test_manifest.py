@@ -11,7 +11,15 @@ import yaml
 
 from hmig import manifest
 from hmig.errors import ConfigurationError, ExitCode, ManifestError
-from hmig.model import DatabaseSpec, Environment, Manifest, MigrationsConfig, TransactionMode
+from hmig.model import (
+    BackupPolicy,
+    DatabaseSpec,
+    Environment,
+    LintPolicy,
+    Manifest,
+    MigrationsConfig,
+    TransactionMode,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "hospital" / "hmig.yml"
@@ -91,6 +99,7 @@ def test_parse__every_key_given__builds_the_exact_manifest() -> None:
                 statement_timeout_ms=0,
                 transaction=TransactionMode.PER_MIGRATION,
                 strict_order=False,
+                backup=BackupPolicy(mode="none", required=False, dir=Path("/project/backups")),
             ),
             "staging": Environment(
                 name="staging",
@@ -100,6 +109,8 @@ def test_parse__every_key_given__builds_the_exact_manifest() -> None:
                 statement_timeout_ms=900_000,
                 transaction=TransactionMode.ALL,
                 strict_order=True,
+                lint=LintPolicy(fail_on="error"),
+                backup=BackupPolicy(mode="full", required=True, dir=Path("/project/backups")),
             ),
         },
     )
@@ -134,6 +145,7 @@ def test_parse__minimal_manifest__applies_unprotected_defaults() -> None:
             statement_timeout_ms=0,
             transaction=TransactionMode.PER_MIGRATION,
             strict_order=False,
+            backup=BackupPolicy(mode="none", required=False, dir=Path("/project/backups")),
         )
     }
 
@@ -143,10 +155,13 @@ def test_parse__protected_environment_without_settings__gets_the_protected_defau
 
     env = parsed.environments["dev"]
     assert env.protected is True
-    assert env.lock_timeout_ms == 5_000
+    assert env.lock_timeout_ms == 500
     assert env.statement_timeout_ms == 0
     assert env.transaction is TransactionMode.PER_MIGRATION
     assert env.strict_order is False
+    assert env.lint.fail_on == "error"
+    assert env.backup is not None
+    assert (env.backup.mode, env.backup.required, env.backup.verify) == ("full", True, "list")
 
 
 def test_parse__protected_environment_with_explicit_zero__keeps_the_explicit_value() -> None:
@@ -240,7 +255,8 @@ def test_parse__unknown_key__names_line_key_path_and_suggestion() -> None:
     assert error.key == "environments.dev.lock_timout"
     assert error.message.startswith(
         "hmig.yml:8: environments.dev.lock_timout: unknown key 'lock_timout' (allowed here: "
-        "database, lock_timeout, protected, statement_timeout, strict_order, transaction)"
+        "backup, database, lint, lock_retry, lock_timeout, protected, statement_timeout, "
+        "strict_order, transaction)"
     )
     assert error.message.endswith("did you mean 'lock_timeout'?")
     assert error.exit_code is ExitCode.CANNOT
