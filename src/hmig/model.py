@@ -348,3 +348,39 @@ class Target:
         who = f"{self.user}@" if self.user else ""
         port = f":{self.port}" if self.port else ""
         return f"{who}{self.host}{port}/{self.database}"
+
+
+# --- lint and backup --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A lint finding on a pending migration, located in its file (or generated statement)."""
+
+    rule: str
+    severity: str  # "error" | "warning"
+    message: str  # the consequence, e.g. "blocks writes to patients (≈ 2.1 M rows) while it builds"
+    migration: str
+    file: str
+    help: str | None = None  # the fix
+    line: int | None = None
+    column: int | None = None
+    statement_index: int | None = None
+    source: str = "hmig"  # "hmig" | "squawk"
+
+
+@dataclass(frozen=True, slots=True)
+class BackupArtifact:
+    """A verified backup taken before migrations ran."""
+
+    path: Path
+    bytes: int
+    sha256: str
+    mode: str
+    format: str
+    pg_dump_version: str
+    server_version: str
+    duration_ms: float
+    verified: str  # how: "list" | "restore"
+    tables: tuple[str, ...] = ()  # for mode "tables"
+    encrypted: bool = False

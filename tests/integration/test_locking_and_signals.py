@@ -10,6 +10,11 @@ import psycopg
 from tests.conftest import Project
 
 LOCK_KEY = 7241865325823964  # node-pg-migrate's PG_MIGRATE_LOCK_ID
+# pg_locks is cluster-wide; other databases on a shared server may hold the same key.
+_ADVISORY_LOCKS_HERE = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
 
 
 def test_apply__concurrent_runs__each_migration_exactly_once(project: Project) -> None:
@@ -28,7 +33,7 @@ def test_apply__concurrent_runs__each_migration_exactly_once(project: Project) -
     db = project.database
     assert db is not None
     assert db.history() == [f"{i:03d}_m" for i in range(12)]
-    assert db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0
+    assert db.scalar(_ADVISORY_LOCKS_HERE) == 0
 
 
 def test_apply__lock_held__times_out_with_holder_and_exit_2(project: Project) -> None:
@@ -96,5 +101,5 @@ def test_apply__sigterm_mid_migration__rolls_back_releases_lock_exit_130(
     assert [r["name"] for r in report["ran"]] == ["001_fast"]
     assert db.history() == ["001_fast"]
     assert "slow" not in db.tables()
-    assert db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0
+    assert db.scalar(_ADVISORY_LOCKS_HERE) == 0
     assert "Interrupted" in err

@@ -1,0 +1,8 @@
+"""The commands: adapters wired to the core, one module per family of commands."""
+
+from __future__ import annotations
+
+from hmig.commands._common import Console, Invocation, Result
+from hmig.commands.engine import apply, plan, status, validate
+
+__all__ = ["Console", "Invocation", "Result", "apply", "plan", "status", "validate"]
