@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from hmig import statements as statement_text
@@ -20,16 +20,18 @@ from hmig.errors import HmigError, InDoubt, JsMigrationError, Refused, Statement
 from hmig.model import (
     Failure,
     Kind,
+    LockRetry,
     MigrationFile,
     Ran,
     Rendered,
+    Retry,
     RunContext,
     RunReport,
     Statement,
     StatementProgress,
     TransactionMode,
 )
-from hmig.ports import HistoryWriter, JsRenderer, QueryFn, Session
+from hmig.ports import HistoryWriter, JsRenderer, NoDown, QueryFn, Session
 
 Clock = Callable[[], float]
 
@@ -43,6 +45,14 @@ class Progress(Protocol):
     def finished(self, ran: Ran) -> None:
         """A migration was applied and recorded."""
 
+    def retrying(self, retry: Retry) -> None:
+        """A migration lost a lock race and will run again after a pause."""
+
+
+# SQLSTATEs after which a rolled-back transaction may simply run again (PostgreSQL docs,
+# Appendix A): lock_not_available (lock_timeout fired) and deadlock_detected.
+_RETRYABLE = {"55P03": "lock_timeout", "40P01": "deadlock"}
+
 
 @dataclass(frozen=True, slots=True)
 class Options:
@@ -52,6 +62,8 @@ class Options:
     lock_timeout_ms: int
     statement_timeout_ms: int
     context: RunContext
+    retry: LockRetry = field(default_factory=LockRetry)
+    direction: str = "up"  # "down" for rollback
 
 
 def statement_checksum(statement: Statement) -> str:
@@ -59,14 +71,31 @@ def statement_checksum(statement: Statement) -> str:
     return hashlib.sha256(statement.sql.encode("utf-8")).hexdigest()[:16]
 
 
-def render(migration: MigrationFile, *, renderer: JsRenderer | None, query: QueryFn) -> Rendered:
-    """The SQL a migration sends: parsed `.sql` statements, or `.js` through node-pg-migrate."""
+def render(
+    migration: MigrationFile,
+    *,
+    renderer: JsRenderer | None,
+    query: QueryFn,
+    direction: str = "up",
+) -> Rendered:
+    """The SQL a migration sends: parsed `.sql` statements, or `.js` through node-pg-migrate.
+
+    Down for `.sql` is the `-- Down Migration` section or the `.down.sql` file; a migration
+    without one raises `NoDown`.
+    """
     if migration.kind is Kind.SQL:
-        reason = migration.no_transaction_reason
-        return Rendered(migration.statements, transactional=reason is None, reason=reason)
+        if direction == "up":
+            return _sql_rendered(migration.statements, migration.no_transaction_directive)
+        if migration.down_statements is None:
+            raise NoDown(
+                migration,
+                "no -- Down Migration section"
+                + ("" if migration.down_path else " and no .down.sql file"),
+            )
+        return _sql_rendered(migration.down_statements, directive=False)
     if renderer is None:
         raise JsMigrationError("no JavaScript renderer is available", file=migration.path)
-    return renderer.render(migration, direction="up", query=query)
+    return renderer.render(migration, direction=direction, query=query)
 
 
 def check_resumable(
@@ -105,8 +134,14 @@ def apply(
     progress: Progress,
     done_statements: Sequence[StatementProgress] = (),
     clock: Clock,
+    sleep: Callable[[float], None],
+    jitter: Callable[[], float],
 ) -> RunReport:
-    """Apply `pending` in order; stop at the first failure and report it."""
+    """Apply `pending` in order; stop at the first failure and report it.
+
+    `sleep` and `jitter` (a random number in [0, 1)) pace lock retries; they are passed in so
+    the core stays free of clocks and randomness.
+    """
     runner = _Runner(
         session=session,
         history=history,
@@ -115,6 +150,7 @@ def apply(
         progress=progress,
         done=done_statements,
         clock=clock,
+        pacing=(sleep, jitter),
     )
     if options.mode is TransactionMode.ALL:
         return runner.all_in_one(pending)
@@ -144,7 +180,10 @@ class _Runner:
         progress: Progress,
         done: Sequence[StatementProgress],
         clock: Clock,
+        pacing: tuple[Callable[[float], None], Callable[[], float]],
     ) -> None:
+        self.sleep, self.jitter = pacing
+        self.retries = 0
         self.session = session
         self.history = history
         self.renderer = renderer
@@ -170,34 +209,113 @@ class _Runner:
         return RunReport(ran=tuple(self.ran))
 
     def _one(self, migration: MigrationFile, started: float) -> Failure | None:
-        if migration.kind is Kind.SQL and migration.no_transaction_reason:
-            return self._outside_transaction(migration, _sql_rendered(migration), started)
+        if migration.kind is Kind.SQL:
+            # `.sql` statements are known before running: go straight outside a transaction.
+            rendered = self._render(migration)
+            if not rendered.transactional:
+                return self._outside_transaction(migration, rendered, started)
+        self.retries = 0
+        while True:
+            try:
+                rendered = self._attempt(migration, started)
+            except _AttemptFailed as failed:
+                self._rollback()
+                if self._pause_before_retry(migration, failed, started):
+                    continue
+                advice = _with_retry_note(self._advice_each(), failed)
+                return self._failure(migration, failed.exc, failed.statement, advice=advice)
+            if not rendered.transactional:
+                return self._outside_transaction(migration, rendered, started)
+            self._record_ran(migration, rendered, started)
+            return None
+
+    def _attempt(self, migration: MigrationFile, started: float) -> Rendered:
+        """One try: render and run the migration with its history row, then commit."""
         self.session.begin()
         statement: Statement | None = None
         try:
             self._timeouts_local()
-            rendered = render(migration, renderer=self.renderer, query=self.session.query)
+            rendered = self._render(migration)
             if not rendered.transactional:
                 # node-pg-migrate ran pgm.db queries outside any transaction: keep their effects.
                 self.session.commit()
-                return self._outside_transaction(migration, rendered, started)
+                return rendered
             for statement in rendered.statements:
                 self.session.execute(statement.sql)
-            self.history.record_applied(
-                migration=migration,
-                duration_ms=self._elapsed(started),
-                context=self.options.context,
-            )
+            self._record(migration, started)
             self.session.commit()
         except (StatementFailed, JsMigrationError) as exc:
-            self._rollback()
-            return self._failure(migration, exc, statement, advice=self._advice_each())
-        self._record_ran(migration, rendered, started)
-        return None
+            raise _AttemptFailed(exc, statement) from exc
+        return rendered
+
+    def _pause_before_retry(
+        self,
+        migration: MigrationFile,
+        failed: _AttemptFailed,
+        started: float,
+        *,
+        statement_index: int | None = None,
+    ) -> bool:
+        """Sleep before another try when the failure was a lost lock race within budget."""
+        exc = failed.exc
+        reason = _RETRYABLE.get(exc.sqlstate or "") if isinstance(exc, StatementFailed) else None
+        retry = self.options.retry
+        if reason is None or retry.budget_ms <= 0:
+            return False
+        base_ms = min(retry.max_delay_ms, retry.initial_delay_ms * 2**self.retries)
+        delay_ms = base_ms * (0.5 + 0.5 * self.jitter())  # "equal jitter": spread, never zero
+        if self._elapsed(started) + delay_ms > retry.budget_ms:
+            failed.exhausted = (
+                f"gave up after {self.retries + 1} attempts in "
+                f"{self._elapsed(started) / 1000:.1f} s (lock_retry.budget "
+                f"{retry.budget_ms / 1000:g} s); last {reason}"
+            )
+            return False
+        relations = statement_text.relations(failed.statement.sql) if failed.statement else ()
+        self.retries += 1
+        self.progress.retrying(
+            Retry(
+                migration=migration.name,
+                attempt=self.retries,
+                reason=reason,
+                delay_s=delay_ms / 1000,
+                holders=tuple(self.session.lock_holders(relations)),
+                statement=statement_index,
+            )
+        )
+        self.sleep(delay_ms / 1000)
+        return True
 
     # -- all in one --------------------------------------------------------------------------
 
     def all_in_one(self, pending: Sequence[MigrationFile]) -> RunReport:
+        started = self.clock()
+        while True:
+            try:
+                applied = self._batch(pending)
+            except KeyboardInterrupt:
+                self._rollback()
+                return RunReport(ran=(), cancelled=True)
+            except _AttemptFailed as failed:
+                self._rollback()
+                assert failed.migration is not None
+                if self._pause_before_retry(failed.migration, failed, started):
+                    continue
+                advice = _with_retry_note(
+                    f"The whole batch was rolled back: none of the {len(pending)} migrations "
+                    f"was applied. Fix {failed.migration.path} and run hmig apply again.",
+                    failed,
+                )
+                failure = self._failure(failed.migration, failed.exc, failed.statement, advice)
+                return RunReport(ran=(), failure=failure)
+            for migration, rendered, migration_started in applied:
+                self._record_ran(migration, rendered, migration_started)
+            return RunReport(ran=tuple(self.ran))
+
+    def _batch(
+        self, pending: Sequence[MigrationFile]
+    ) -> list[tuple[MigrationFile, Rendered, float]]:
+        """One try at the whole batch in one transaction."""
         applied: list[tuple[MigrationFile, Rendered, float]] = []
         self.session.begin()
         current: MigrationFile | None = None
@@ -207,32 +325,17 @@ class _Runner:
             for current in pending:
                 self.progress.started(current)
                 started = self.clock()
-                rendered = render(current, renderer=self.renderer, query=self.session.query)
+                rendered = self._render(current)
                 refuse_non_transactional([(current, rendered)])
                 for statement in rendered.statements:
                     self.session.execute(statement.sql)
-                self.history.record_applied(
-                    migration=current,
-                    duration_ms=self._elapsed(started),
-                    context=self.options.context,
-                )
+                self._record(current, started)
                 applied.append((current, rendered, started))
                 statement = None
             self.session.commit()
-        except KeyboardInterrupt:
-            self._rollback()
-            return RunReport(ran=(), cancelled=True)
         except (StatementFailed, JsMigrationError, Refused) as exc:
-            self._rollback()
-            assert current is not None
-            advice = (
-                f"The whole batch was rolled back: none of the {len(pending)} migrations was "
-                f"applied. Fix {current.path} and run hmig apply again."
-            )
-            return RunReport(ran=(), failure=self._failure(current, exc, statement, advice))
-        for migration, rendered, started in applied:
-            self._record_ran(migration, rendered, started)
-        return RunReport(ran=tuple(self.ran))
+            raise _AttemptFailed(exc, statement, current) from exc
+        return applied
 
     # -- outside a transaction ---------------------------------------------------------------
 
@@ -249,11 +352,12 @@ class _Runner:
             if statement.index in done:
                 continue
             checksum = statement_checksum(statement)
+            key = self._progress_key(migration)
             self.history.record_statement(
-                migration=migration.name, index=statement.index, checksum=checksum, state="started"
+                migration=key, index=statement.index, checksum=checksum, state="started"
             )
             try:
-                self.session.execute(statement.sql)
+                self._run_statement_with_retries(migration, statement, started)
             except (StatementFailed, KeyboardInterrupt) as exc:
                 # The server rolled the failed statement back, so it is safe to run it again.
                 self._record_failed(migration, statement, checksum, exc)
@@ -263,37 +367,64 @@ class _Runner:
                 advice = (
                     f"This migration runs outside a transaction ({rendered.reason}). Statements "
                     f"1 to {completed} of {total} ran and stay applied; statement "
-                    f"{completed + 1} failed and was rolled back. Fix it and run hmig apply "
-                    f"again: it resumes at statement {completed + 1}."
+                    f"{completed + 1} failed and was rolled back. Fix it and run hmig "
+                    f"{self._command} again: it resumes at statement {completed + 1}."
                     if completed
                     else f"This migration runs outside a transaction ({rendered.reason}). "
                     "Its first statement failed and was rolled back; nothing of it is applied. "
-                    "Fix it and run hmig apply again."
+                    f"Fix it and run hmig {self._command} again."
                 )
                 return self._failure(
                     migration, exc, statement, advice=advice, done=completed, total=total
                 )
             self.history.record_statement(
-                migration=migration.name, index=statement.index, checksum=checksum, state="done"
+                migration=key, index=statement.index, checksum=checksum, state="done"
             )
         self.session.set_session_timeouts(lock_timeout_ms=0, statement_timeout_ms=0)
         self.session.begin()
-        self.history.record_applied(
-            migration=migration,
-            duration_ms=self._elapsed(started),
-            context=self.options.context,
-        )
-        self.history.clear_progress(migration=migration.name)
+        self._record(migration, started)
+        self.history.clear_progress(migration=self._progress_key(migration))
         self.session.commit()
         self._record_ran(migration, rendered, started)
         return None
+
+    def _run_statement_with_retries(
+        self, migration: MigrationFile, statement: Statement, started: float
+    ) -> None:
+        """Run one statement outside a transaction; on a lost lock race, run only it again.
+
+        Only statements that are safe to repeat are retried. A failed CREATE INDEX CONCURRENTLY
+        leaves an INVALID index behind: it is dropped (DROP INDEX CONCURRENTLY) first.
+        """
+        retrying = False
+        while True:
+            try:
+                if retrying:
+                    # The cleanup waits for the same lockers, so it is retried like the build.
+                    self._drop_invalid_index(statement)
+                self.session.execute(statement.sql)
+                return
+            except StatementFailed as exc:
+                if not statement_text.safe_to_repeat(statement.sql):
+                    raise
+                failed = _AttemptFailed(exc, statement)
+                if not self._pause_before_retry(
+                    migration, failed, started, statement_index=statement.index
+                ):
+                    raise
+                retrying = True
+
+    def _drop_invalid_index(self, statement: Statement) -> None:
+        name = statement_text.concurrent_index_name(statement.sql)
+        if name is not None and self.session.invalid_index(name):
+            self.session.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote_qualified(name)}")
 
     def _done_indexes(self, migration: MigrationFile, rendered: Rendered) -> set[int]:
         """Statements an earlier run completed; refuse when the file changed under them."""
         by_index = {s.index: s for s in rendered.statements}
         done: set[int] = set()
         for row in self.done:
-            if row.migration != migration.name or row.state != "done":
+            if row.migration != self._progress_key(migration) or row.state != "done":
                 continue
             statement = by_index.get(row.index)
             if statement is None or statement_checksum(statement) != row.checksum:
@@ -316,7 +447,7 @@ class _Runner:
         # If the connection is gone, the row stays "started" and the next run asks a human.
         with contextlib.suppress(HmigError):
             self.history.record_statement(
-                migration=migration.name,
+                migration=self._progress_key(migration),
                 index=statement.index,
                 checksum=checksum,
                 state="failed",
@@ -324,6 +455,33 @@ class _Runner:
             )
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _render(self, migration: MigrationFile) -> Rendered:
+        return render(
+            migration,
+            renderer=self.renderer,
+            query=self.session.query,
+            direction=self.options.direction,
+        )
+
+    def _record(self, migration: MigrationFile, started: float) -> None:
+        if self.options.direction == "down":
+            self.history.record_reverted(migration=migration, context=self.options.context)
+        else:
+            self.history.record_applied(
+                migration=migration,
+                duration_ms=self._elapsed(started),
+                context=self.options.context,
+            )
+
+    @property
+    def _command(self) -> str:
+        return "rollback" if self.options.direction == "down" else "apply"
+
+    def _progress_key(self, migration: MigrationFile) -> str:
+        """Up and down progress of one migration are kept apart in `hmig_progress`."""
+        suffix = "#down" if self.options.direction == "down" else ""
+        return migration.name + suffix
 
     def _timeouts_local(self) -> None:
         self.session.set_local_timeouts(
@@ -345,6 +503,7 @@ class _Runner:
             transactional=rendered.transactional,
             duration_ms=round(self._elapsed(started), 1),
             statements=len(rendered.statements),
+            retries=self.retries,
         )
         self.ran.append(ran)
         self.progress.finished(ran)
@@ -394,9 +553,42 @@ class _Runner:
         )
 
 
-def _sql_rendered(migration: MigrationFile) -> Rendered:
-    reason = migration.no_transaction_reason
-    return Rendered(migration.statements, transactional=reason is None, reason=reason)
+class _AttemptFailed(Exception):
+    """Internal: one attempt failed; carries what `_failure` needs to explain it."""
+
+    def __init__(
+        self,
+        exc: HmigError,
+        statement: Statement | None,
+        migration: MigrationFile | None = None,
+    ) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+        self.statement = statement
+        self.migration = migration
+        self.exhausted: str | None = None
+
+
+def _with_retry_note(advice: str, failed: _AttemptFailed) -> str:
+    if failed.exhausted is None:
+        return advice
+    return (
+        f"Lock retries {failed.exhausted}. Find the session holding the lock (the retries above "
+        "name it), or run when the table is quiet, or raise lock_retry.budget. " + advice
+    )
+
+
+def _quote_qualified(name: str) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+
+def _sql_rendered(statements: tuple[Statement, ...], directive: bool) -> Rendered:
+    reason = "declared with -- hmig:no-transaction" if directive else None
+    for statement in statements:
+        if reason is None and statement.no_transaction:
+            line = f" (line {statement.line})" if statement.line else ""
+            reason = f"{statement.no_transaction}{line}"
+    return Rendered(statements, transactional=reason is None, reason=reason)
 
 
 def _statement_label(migration: MigrationFile, index: int) -> str:

@@ -160,6 +160,8 @@ class MigrationFile:
     no_transaction_directive: bool = False  # a `-- hmig:no-transaction` line
     down_path: str | None = None  # the `.down.sql` of a `NAME.up.sql` pair
     problem: Problem | None = None  # set when the file cannot run (e.g. a SQL syntax error)
+    down_statements: tuple[Statement, ...] | None = None  # `.sql` down; None: no down section
+    down_problem: Problem | None = None  # the down section cannot be parsed
 
     @property
     def no_transaction_reason(self) -> str | None:
@@ -294,6 +296,19 @@ class Ran:
     transactional: bool
     duration_ms: float
     statements: int
+    retries: int = 0  # attempts that lost a lock race before this one succeeded
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """One retry after `lock_not_available` or a deadlock, and who held the lock."""
+
+    migration: str
+    attempt: int  # the attempt that failed, from 1
+    reason: str  # "lock_timeout" | "deadlock"
+    delay_s: float
+    holders: tuple[str, ...]
+    statement: int | None = None  # for non-transactional migrations: which statement
 
 
 @dataclass(frozen=True, slots=True)

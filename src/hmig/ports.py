@@ -38,6 +38,12 @@ class Session(Protocol):
     def query(self, sql: str, params: Sequence[object]) -> QueryResult:
         """Run a query for a `.js` migration's `pgm.db` and return its rows."""
 
+    def lock_holders(self, relations: Sequence[str]) -> list[str]:
+        """Other sessions holding locks on these relations (all relations when empty)."""
+
+    def invalid_index(self, name: str) -> bool:
+        """True when an index of that name exists and is INVALID."""
+
 
 class HistoryWriter(Protocol):
     """Writes the history tables; every call runs in the session's current transaction."""
@@ -46,6 +52,9 @@ class HistoryWriter(Protocol):
         self, *, migration: MigrationFile, duration_ms: float, context: RunContext
     ) -> None:
         """Insert the `pgmigrations` row and hmig's own record of it."""
+
+    def record_reverted(self, *, migration: MigrationFile, context: RunContext) -> None:
+        """Delete the `pgmigrations` row (as node-pg-migrate's down does) and hmig's record."""
 
     def record_statement(
         self, *, migration: str, index: int, checksum: str, state: str, error: str | None = None
@@ -61,3 +70,12 @@ class JsRenderer(Protocol):
 
     def render(self, migration: MigrationFile, *, direction: str, query: QueryFn) -> Rendered:
         """Run the migration's `up`/`down` and return the SQL it queued."""
+
+
+class NoDown(Exception):
+    """A migration has no way down (raised by renderers; execution lists them all)."""
+
+    def __init__(self, migration: MigrationFile, reason: str) -> None:
+        super().__init__(reason)
+        self.migration = migration
+        self.reason = reason

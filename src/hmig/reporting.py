@@ -23,6 +23,7 @@ from hmig.model import (
     Plan,
     Ran,
     Rendered,
+    Retry,
     RunReport,
     Target,
 )
@@ -146,7 +147,26 @@ def started_line(migration: MigrationFile) -> str:
 def finished_line(ran: Ran) -> str:
     """Printed when a migration is applied and recorded."""
     where = "" if ran.transactional else ", outside a transaction"
-    return f"✓ Completed {ran.name} ({_duration(ran.duration_ms)}{where})"
+    retries = (
+        f", after {ran.retries} lock retr{'y' if ran.retries == 1 else 'ies'}"
+        if ran.retries
+        else ""
+    )
+    return f"✓ Completed {ran.name} ({_duration(ran.duration_ms)}{where}{retries})"
+
+
+def retry_lines(retry: Retry) -> list[str]:
+    """A lost lock race: what happened, who held the lock, when the next try is."""
+    what = (
+        "hit lock_timeout" if retry.reason == "lock_timeout" else "was chosen as a deadlock victim"
+    )
+    where = f" (statement {retry.statement + 1})" if retry.statement is not None else ""
+    lines = [
+        f"↻ {retry.migration}{where} {what} on attempt {retry.attempt}; rolled back, "
+        f"retrying in {retry.delay_s:.1f} s"
+    ]
+    lines.extend(f"    held by {holder}" for holder in retry.holders)
+    return lines
 
 
 def result_lines(run: RunReport, *, pending_left: int) -> list[str]:
@@ -235,6 +255,7 @@ def _ran(ran: Ran) -> dict[str, Any]:
         "transactional": ran.transactional,
         "duration_ms": ran.duration_ms,
         "statements": ran.statements,
+        "retries": ran.retries,
     }
 
 

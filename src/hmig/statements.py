@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pglast
 from pglast import ast
 from pglast.enums import AlterTableType
+from pglast.visitors import Visitor
 
 from hmig.model import Problem, Statement
 
@@ -98,6 +99,63 @@ class SqlProblem(Exception):
         self.problem = problem
 
 
+def relations(sql: str) -> tuple[str, ...]:
+    """Every table or view a statement names (schema-qualified when written so), in order."""
+    try:
+        parsed = pglast.parse_sql(sql)
+    except pglast.parser.ParseError:
+        return ()
+    collector = _RangeVars()
+    for raw_stmt in parsed:
+        collector(raw_stmt)
+    return tuple(dict.fromkeys(collector.names))
+
+
+class _RangeVars(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def visit_RangeVar(self, ancestors: object, node: ast.RangeVar) -> None:
+        if node.relname:
+            prefix = f"{node.schemaname}." if node.schemaname else ""
+            self.names.append(prefix + node.relname)
+
+
+def concurrent_index_name(sql: str) -> str | None:
+    """The index a `CREATE INDEX CONCURRENTLY` builds, when the statement names it.
+
+    A failed concurrent build leaves an INVALID index behind (PostgreSQL docs, "Building Indexes
+    Concurrently"); it must be dropped before the statement can run again.
+    """
+    try:
+        parsed = pglast.parse_sql(sql)
+    except pglast.parser.ParseError:
+        return None
+    for raw_stmt in parsed:
+        node = raw_stmt.stmt
+        if isinstance(node, ast.IndexStmt) and node.concurrent and node.idxname:
+            schema = node.relation.schemaname if node.relation is not None else None
+            return f"{schema}.{node.idxname}" if schema else node.idxname
+    return None
+
+
+def safe_to_repeat(sql: str) -> bool:
+    """Whether a non-transactional statement that failed may simply run again.
+
+    The server rolled it back, so most may; `DETACH PARTITION … CONCURRENTLY` leaves the
+    partition "detach pending" and needs `FINALIZE` instead (PostgreSQL docs, ALTER TABLE).
+    """
+    try:
+        parsed = pglast.parse_sql(sql)
+    except pglast.parser.ParseError:
+        return False
+    return all(
+        not (node is not None and _no_transaction(node) == _DETACH_CONCURRENTLY)
+        for node in (raw_stmt.stmt for raw_stmt in parsed)
+    )
+
+
 def locate(statement: Statement, position: int | None) -> tuple[int | None, int | None]:
     """Line and column in the file of a 1-based server error position inside `statement`."""
     if statement.line is None or position is None or position < 1:
@@ -110,6 +168,8 @@ def locate(statement: Statement, position: int | None) -> tuple[int | None, int 
 
 
 # --- internals --------------------------------------------------------------------------------
+
+_DETACH_CONCURRENTLY = "ALTER TABLE … DETACH PARTITION … CONCURRENTLY"
 
 _TXN_KINDS = {
     "TRANS_STMT_BEGIN",
@@ -162,7 +222,7 @@ def _no_transaction(node: ast.Node) -> str | None:
         for cmd in node.cmds or ():
             is_detach = getattr(cmd, "subtype", None) == AlterTableType.AT_DetachPartition
             if is_detach and getattr(cmd.def_, "concurrent", False):
-                return "ALTER TABLE … DETACH PARTITION … CONCURRENTLY"
+                return _DETACH_CONCURRENTLY
         return None
     simple = {
         ast.CreatedbStmt: "CREATE DATABASE",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import jsonschema
-from tests.conftest import Project
 
 from hmig.reporting import report_schema
+from tests.conftest import Project
 
 
 def _schema_valid(report: dict[str, object]) -> None:

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+
 from tests.conftest import Database, Project, Server
 
 PASSWORD = "S3cret+" + secrets.token_hex(6)

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 from psycopg import conninfo
+
 from tests.conftest import NODE_PG_MIGRATE, Project
 
 pytestmark = pytest.mark.usefixtures("node_modules")

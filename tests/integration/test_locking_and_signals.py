@@ -7,6 +7,7 @@ import signal
 import time
 
 import psycopg
+
 from tests.conftest import Project
 
 LOCK_KEY = 7241865325823964  # node-pg-migrate's PG_MIGRATE_LOCK_ID

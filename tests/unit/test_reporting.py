@@ -165,6 +165,7 @@ def test_build_report__apply_with_ran_and_failure__validates() -> None:
         "transactional": True,
         "duration_ms": 12.5,
         "statements": 2,
+        "retries": 0,
     }
     assert report["failure"] == {
         "migration": "002_b",

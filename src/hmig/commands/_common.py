@@ -24,7 +24,7 @@ from hmig import (
     reporting,
 )
 from hmig import manifest as manifest_module
-from hmig.errors import ExitCode
+from hmig.errors import ExitCode, Refused
 from hmig.model import (
     Environment,
     Kind,
@@ -34,6 +34,7 @@ from hmig.model import (
     Outcome,
     Plan,
     Rendered,
+    RunContext,
     RunReport,
     Target,
 )
@@ -59,6 +60,11 @@ class Invocation:
     yes: bool = False
     interactive: bool = False
     target: str | None = None
+    count: int | None = None  # rollback --count
+    to: str | None = None  # rollback --to, baseline --to
+    dry_run: bool = False  # rollback --dry-run
+    description: str | None = None  # new DESCRIPTION
+    new_kind: str = "sql"  # new --sql | --js
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +119,27 @@ def connect(
         yield session
     finally:
         session.close()
+
+
+def run_context(settings: Settings) -> RunContext:
+    """Who and what is running, for hmig's history and audit tables."""
+    return RunContext(
+        hmig_version=__version__,
+        actor=settings.github_actor,
+        commit=settings.github_sha,
+        run_id=settings.github_run_id,
+    )
+
+
+def confirm_write(project: Project, session: postgres.PgSession, invocation: Invocation) -> None:
+    """A protected environment, written from a terminal, needs --yes."""
+    environment = project.environment
+    if environment.protected and invocation.interactive and not invocation.yes:
+        raise Refused(
+            f"environment {environment.name!r} is protected: writing to "
+            f"{session.target.describe()} needs confirmation",
+            hint="Check the target above, then run the command again with --yes.",
+        )
 
 
 def history_tables(project: Project, session: postgres.PgSession) -> postgres.HistoryTables:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,7 @@ from hmig.model import (
     Outcome,
     Plan,
     Ran,
+    Retry,
     RunContext,
     RunReport,
     TransactionMode,
@@ -207,6 +209,7 @@ def _run(
         lock_timeout_ms=environment.lock_timeout_ms,
         statement_timeout_ms=environment.statement_timeout_ms,
         context=context,
+        retry=environment.lock_retry,
     )
     needs_js = any(m.kind is Kind.JS for m in plan_.to_run)
     with optional_bridge(project, settings, needed=needs_js) as bridge:
@@ -221,6 +224,8 @@ def _run(
             progress=_ConsoleProgress(console),
             done_statements=done,
             clock=time.monotonic,
+            sleep=time.sleep,
+            jitter=random.random,
         )
 
 
@@ -249,3 +254,7 @@ class _ConsoleProgress:
 
     def finished(self, ran: Ran) -> None:
         self._console.line(reporting.finished_line(ran))
+
+    def retrying(self, retry: Retry) -> None:
+        for text in reporting.retry_lines(retry):
+            self._console.line(text)

@@ -98,6 +98,22 @@ class PgSession:
         except psycopg.Error as exc:
             raise statement_failed(exc) from exc
 
+    def lock_holders(self, relations: Sequence[str]) -> list[str]:
+        """Who holds locks on these relations, in words, for the retry log."""
+        rows = self.fetch(load_query("lock_holders"), {"relations": list(relations)})
+        described = []
+        for pid, app, user, state, xact_start, query_start, held in rows:
+            since = xact_start or query_start
+            when = f" since {since:%H:%M:%S}" if since else ""
+            described.append(
+                f"pid {pid} (application_name {app!r}, user {user}, {state}{when}) holds {held}"
+            )
+        return described
+
+    def invalid_index(self, name: str) -> bool:
+        """True when `name` is an INVALID index (a failed concurrent build)."""
+        return bool(self.fetch(load_query("invalid_index"), {"name": name})[0][0])
+
     # -- the rest of the adapter -------------------------------------------------------------
 
     def fetch(self, query: _Query, params: Mapping[str, object] | None = None) -> list[Any]:

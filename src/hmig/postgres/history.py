@@ -95,6 +95,7 @@ class HistoryTables:
                     "hmig_version": context.hmig_version,
                 },
             )
+            self._audit("adopt", row.name, migration.checksum, "written by another tool", context)
             adopted.append(row.name)
         return adopted
 
@@ -116,6 +117,65 @@ class HistoryTables:
                 "commit": context.commit,
                 "run_id": context.run_id,
                 "duration_ms": round(duration_ms, 3),
+                "hmig_version": context.hmig_version,
+            },
+        )
+        self._audit("apply", migration.name, migration.checksum, None, context)
+
+    def record_reverted(self, *, migration: MigrationFile, context: RunContext) -> None:
+        """Delete the history rows, in the rollback's own transaction, and log it."""
+        self._session.run(self._q("delete_applied"), {"name": migration.name})
+        self._session.run(self._q("delete_recorded"), {"name": migration.name})
+        self._audit("rollback", migration.name, migration.checksum, None, context)
+
+    def record_baseline(self, *, migration: MigrationFile, context: RunContext) -> None:
+        """Record a migration as applied without running it (`hmig baseline`)."""
+        self._session.fetch(self._q("insert_applied"), {"name": migration.name})
+        self._session.run(
+            self._q("adopt_recorded"),
+            {
+                "name": migration.name,
+                "checksum": migration.checksum,
+                "kind": migration.kind.value,
+                "applied_by": context.actor,
+                "hmig_version": context.hmig_version,
+            },
+        )
+        self._audit("baseline", migration.name, migration.checksum, "recorded, not run", context)
+
+    def accept_checksum(
+        self, *, name: str, checksum: str, detail: str, context: RunContext
+    ) -> None:
+        """`hmig repair`: take the file's current checksum as the applied one, and log who."""
+        self._session.run(
+            self._q("accept_checksum"),
+            {
+                "name": name,
+                "checksum": checksum,
+                "applied_by": context.actor,
+                "hmig_version": context.hmig_version,
+            },
+        )
+        self._audit("repair", name, checksum, detail, context)
+
+    def _audit(
+        self,
+        action: str,
+        name: str,
+        checksum: str | None,
+        detail: str | None,
+        context: RunContext,
+    ) -> None:
+        self._session.run(
+            self._q("insert_audit"),
+            {
+                "action": action,
+                "name": name,
+                "checksum": checksum,
+                "detail": detail,
+                "actor": context.actor,
+                "commit": context.commit,
+                "run_id": context.run_id,
                 "hmig_version": context.hmig_version,
             },
         )

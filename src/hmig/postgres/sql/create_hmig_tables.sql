@@ -31,3 +31,18 @@ CREATE TABLE IF NOT EXISTS {schema}.hmig_progress (
 );
 COMMENT ON TABLE {schema}.hmig_progress IS
   'hmig: statement-by-statement progress of non-transactional migrations that have not finished'
+;
+CREATE TABLE IF NOT EXISTS {schema}.hmig_audit (
+  id bigserial PRIMARY KEY,
+  at timestamptz NOT NULL DEFAULT now(),
+  action text NOT NULL CHECK (action IN ('apply', 'rollback', 'baseline', 'repair', 'adopt')),
+  name varchar(255) NOT NULL,
+  checksum text,
+  detail text,
+  actor text,
+  commit_sha text,
+  run_id text,
+  hmig_version text NOT NULL
+);
+COMMENT ON TABLE {schema}.hmig_audit IS
+  'hmig: append-only log of every apply, rollback, baseline, repair and adoption: who, what, when, from which commit'
