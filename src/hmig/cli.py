@@ -29,6 +29,9 @@ _COMMANDS: dict[str, tuple[CommandFn | None, str]] = {
     "status": (commands.status, "list applied, pending and unknown migrations"),
     "plan": (commands.plan, "show what apply would do, with the exact SQL of each migration"),
     "apply": (commands.apply, "apply pending migrations under the migration lock"),
+    "rollback": (commands.rollback, "undo the last applied migration(s), newest first"),
+    "baseline": (commands.baseline, "record migrations up to --to as applied, without running"),
+    "repair": (commands.repair, "accept the current checksum of applied files changed on purpose"),
     "schema": (None, "print the manifest's JSON Schema"),
 }
 
@@ -61,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         yes=bool(getattr(args, "yes", False)),
         interactive=sys.stdin.isatty(),
         target=getattr(args, "target", None),
+        count=getattr(args, "count", None),
+        to=getattr(args, "to", None),
+        dry_run=bool(getattr(args, "dry_run", False)),
     )
     run, _ = _COMMANDS[args.command]
     assert run is not None
@@ -137,11 +143,26 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in _COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
-        if name in ("plan", "apply"):
-            command.add_argument(
-                "--target",
-                default=None,
-                metavar="NAME",
-                help="stop after this migration (file name without extension)",
-            )
+        _command_options(name, command)
     return parser
+
+
+def _command_options(name: str, command: argparse.ArgumentParser) -> None:
+    if name in ("plan", "apply"):
+        command.add_argument(
+            "--target",
+            default=None,
+            metavar="NAME",
+            help="stop after this migration (file name without extension)",
+        )
+    if name == "rollback":
+        which = command.add_mutually_exclusive_group()
+        which.add_argument("--count", type=int, metavar="N", help="undo the last N (default 1)")
+        which.add_argument("--to", metavar="NAME", help="undo everything applied after NAME")
+        command.add_argument(
+            "--dry-run", action="store_true", help="show the exact SQL; change nothing"
+        )
+    if name == "baseline":
+        command.add_argument(
+            "--to", required=True, metavar="NAME", help="the last migration already in place"
+        )

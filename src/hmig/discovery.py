@@ -142,23 +142,16 @@ def _load(name: str, paths: list[Path], *, base_dir: Path) -> MigrationFile:
         name,
         main,
         base_dir=base_dir,
-        down_path=_display(down, base_dir) if down else None,
+        down_file=down,
         whole_file_is_up=main is by_role.get("up"),
     )
 
 
 def _read(
-    name: str, path: Path, *, base_dir: Path, down_path: str | None, whole_file_is_up: bool
+    name: str, path: Path, *, base_dir: Path, down_file: Path | None, whole_file_is_up: bool
 ) -> MigrationFile:
     shown = _display(path, base_dir)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise MigrationFileError(
-            f"not UTF-8 text (byte {exc.start})", file=shown, hint="Save the file as UTF-8."
-        ) from exc
-    except OSError as exc:
-        raise MigrationFileError(f"cannot read: {exc.strerror}", file=shown) from exc
+    text = _text(path, shown)
     kind = _kind(path)
     assert kind is not None
     if kind is Kind.JS:
@@ -166,12 +159,14 @@ def _read(
             name=name, path=shown, abspath=path, kind=kind, checksum=checksum(text)
         )
     section = statements.Section(text, 0) if whole_file_is_up else statements.up_section(text)
-    problem: Problem | None = None
-    parsed: tuple[Statement, ...] = ()
-    try:
-        parsed = statements.split(text, section)
-    except statements.SqlProblem as exc:
-        problem = exc.problem
+    parsed, problem = _parse(text, section)
+    if down_file is not None:
+        down_text = _text(down_file, _display(down_file, base_dir))
+        down_parsed, down_problem = _parse(down_text, statements.Section(down_text, 0))
+    else:
+        down_section = statements.down_section(text)
+        down_parsed, down_problem = _parse(text, down_section) if down_section else ((), None)
+    has_down = down_file is not None or statements.down_section(text) is not None
     return MigrationFile(
         name=name,
         path=shown,
@@ -180,9 +175,29 @@ def _read(
         checksum=checksum(text),
         statements=parsed,
         no_transaction_directive=bool(statements.NO_TRANSACTION_DIRECTIVE.search(section.text)),
-        down_path=down_path,
+        down_path=_display(down_file, base_dir) if down_file else None,
         problem=problem,
+        down_statements=down_parsed if has_down else None,
+        down_problem=down_problem,
     )
+
+
+def _text(path: Path, shown: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MigrationFileError(
+            f"not UTF-8 text (byte {exc.start})", file=shown, hint="Save the file as UTF-8."
+        ) from exc
+    except OSError as exc:
+        raise MigrationFileError(f"cannot read: {exc.strerror}", file=shown) from exc
+
+
+def _parse(text: str, section: statements.Section) -> tuple[tuple[Statement, ...], Problem | None]:
+    try:
+        return statements.split(text, section), None
+    except statements.SqlProblem as exc:
+        return (), exc.problem
 
 
 def _display(path: Path, base_dir: Path) -> str:

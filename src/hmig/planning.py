@@ -202,3 +202,49 @@ def _cut(
         return ()
     index = next(i for i, m in enumerate(pending) if m.name == target)
     return pending[: index + 1]
+
+
+def rollback_range(
+    files: Sequence[MigrationFile],
+    history: History,
+    *,
+    count: int | None,
+    to: str | None,
+) -> tuple[MigrationFile, ...]:
+    """What `rollback` reverts, latest first, in the reverse of the recorded order.
+
+    `--count N` takes the last N applied (0, or more than the history holds, is refused:
+    node-pg-migrate's `down 0` reverts everything, a trap not copied here); `--to NAME` takes
+    everything applied after NAME. Without either, the last one.
+    """
+    if count is not None and to is not None:
+        raise ConfigurationError("give --count or --to, not both")
+    names = {f.name for f in files}
+    by_name = {f.name: f for f in files}
+    applied = [(_resolve_row(row.name, names), row) for row in history.applied]
+    if to is not None:
+        resolved = [name for name, _ in applied]
+        if to not in resolved:
+            raise ConfigurationError(
+                f"--to {to!r} is not an applied migration",
+                hint="`hmig status` lists what is applied, in recorded order.",
+            )
+        selected = applied[len(resolved) - resolved[::-1].index(to) :]
+    else:
+        wanted = 1 if count is None else count
+        if wanted < 1 or wanted > len(applied):
+            raise ConfigurationError(
+                f"--count {wanted} is out of range: {len(applied)} migration(s) are applied",
+                hint="Give a count from 1 to the number applied; --count 0 does not mean "
+                "'everything' in hmig.",
+            )
+        selected = applied[len(applied) - wanted :]
+    missing = [row.name for name, row in selected if name is None]
+    if missing:
+        raise MigrationFileError(
+            f"cannot roll back {', '.join(missing)}: no migration file has that name, so there "
+            "is no down to run",
+            file="(history)",
+            hint="Restore the file, or remove the history row by hand if the change is gone.",
+        )
+    return tuple(by_name[name] for name, _ in reversed(selected) if name is not None)

@@ -4,5 +4,17 @@ from __future__ import annotations
 
 from hmig.commands._common import Console, Invocation, Result
 from hmig.commands.engine import apply, plan, status, validate
+from hmig.commands.lifecycle import baseline, repair, rollback
 
-__all__ = ["Console", "Invocation", "Result", "apply", "plan", "status", "validate"]
+__all__ = [
+    "Console",
+    "Invocation",
+    "Result",
+    "apply",
+    "baseline",
+    "plan",
+    "repair",
+    "rollback",
+    "status",
+    "validate",
+]

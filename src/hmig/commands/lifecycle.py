@@ -1,0 +1,314 @@
+"""rollback, baseline and repair: the commands that change the history on purpose.
+
+Each takes the same lock as apply, names its target first, and writes an audit row for every
+migration it touches. rollback goes through the same execution as apply, in the down direction.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+
+from hmig import execution, planning, postgres, reporting
+from hmig.commands._common import (
+    Console,
+    Invocation,
+    Project,
+    Result,
+    confirm_write,
+    connect,
+    history_tables,
+    load_project,
+    make_result,
+    optional_bridge,
+    run_context,
+)
+from hmig.errors import JsMigrationError, Refused
+from hmig.model import (
+    History,
+    Kind,
+    MigrationFile,
+    Outcome,
+    Ran,
+    Rendered,
+    Retry,
+    RunReport,
+    Target,
+    TransactionMode,
+)
+from hmig.node import NodeBridge
+from hmig.ports import NoDown
+from hmig.settings import Settings
+
+# node-pg-migrate's own words when a `.js` migration has no way down (src/migration.ts).
+_NO_DOWN_TEXTS = ("User has disabled down migration", "Impossible to automatically infer down")
+
+
+def rollback(invocation: Invocation, settings: Settings, console: Console) -> Result:
+    """Undo the last migration(s), newest first, each with the deletion of its history row."""
+    project = load_project(invocation)
+    environment = project.environment
+    with connect(project, settings, console, invocation) as session:
+        if environment.protected and not invocation.yes:
+            raise Refused(
+                f"environment {environment.name!r} is protected: rollback changes the schema "
+                "of a protected database and is never implied",
+                hint="Check the target and the plan (--dry-run), then run again with --yes.",
+            )
+        tables = history_tables(project, session)
+        context = run_context(settings)
+        with postgres.advisory_lock(session, wait_s=invocation.lock_wait_s):
+            session.begin(read_only=True)
+            try:
+                history = tables.read()
+            finally:
+                session.rollback()
+            targets = planning.rollback_range(
+                project.files, history, count=invocation.count, to=invocation.to
+            )
+            needs_js = any(m.kind is Kind.JS for m in targets)
+            with optional_bridge(project, settings, needed=needs_js) as bridge:
+                downs = _render_downs(session, bridge, targets)
+                if invocation.dry_run:
+                    return _preview(invocation, project, session.target, downs, console)
+                console.line(f"Rolling back {len(targets)} migration(s), newest first.")
+                run = execution.apply(
+                    targets,
+                    session=session,
+                    history=tables,
+                    renderer=bridge,
+                    options=execution.Options(
+                        mode=TransactionMode.PER_MIGRATION,  # each down with its history row
+                        lock_timeout_ms=environment.lock_timeout_ms,
+                        statement_timeout_ms=environment.statement_timeout_ms,
+                        context=context,
+                        retry=environment.lock_retry,
+                        direction="down",
+                    ),
+                    progress=_DownProgress(console),
+                    done_statements=history.progress,
+                    clock=time.monotonic,
+                    sleep=time.sleep,
+                    jitter=random.random,
+                )
+            session.begin(read_only=True)
+            try:
+                after = tables.read()
+            finally:
+                session.rollback()
+        left = planning.plan(project.files, after)
+        for text in _result_lines(run):
+            console.line(text)
+        return make_result(
+            invocation,
+            project,
+            run.outcome,
+            target=session.target,
+            plan=left,
+            pending=[(m, None) for m in left.pending],
+            run=run,
+        )
+
+
+def baseline(invocation: Invocation, settings: Settings, console: Console) -> Result:
+    """Record every migration up to --to as applied, without running it."""
+    project = load_project(invocation)
+    if invocation.to is None:
+        raise Refused("baseline needs --to NAME: the last migration the database already has")
+    names = [f.name for f in project.files]
+    if invocation.to not in names:
+        raise Refused(
+            f"--to {invocation.to!r} is not a migration of this project",
+            hint="Give the file name without its extension, as `hmig status` lists it.",
+        )
+    upto = project.files[: names.index(invocation.to) + 1]
+    with connect(project, settings, console, invocation) as session:
+        confirm_write(project, session, invocation)
+        tables = history_tables(project, session)
+        context = run_context(settings)
+        with postgres.advisory_lock(session, wait_s=invocation.lock_wait_s):
+            session.begin()
+            try:
+                history = tables.read()
+                plan_ = planning.plan(project.files, history)
+                pending = {m.name for m in plan_.pending}
+                recorded = [m for m in upto if m.name in pending]
+                tables.ensure()
+                for migration in recorded:
+                    tables.record_baseline(migration=migration, context=context)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            after = tables.read()
+    skipped = len(upto) - len(recorded)
+    if recorded:
+        console.line(f"Recorded {len(recorded)} migration(s) as applied, without running them:")
+        for migration in recorded:
+            console.line(f"  ✓ {migration.name}")
+    if skipped:
+        console.line(f"{skipped} migration(s) up to {invocation.to} were already applied.")
+    left = planning.plan(project.files, after)
+    return make_result(
+        invocation,
+        project,
+        Outcome.OK if recorded else Outcome.NOTHING_TO_DO,
+        target=session.target,
+        plan=left,
+        pending=[(m, None) for m in left.pending],
+    )
+
+
+def repair(invocation: Invocation, settings: Settings, console: Console) -> Result:
+    """Accept the current checksum of applied files changed on purpose (and adopted rows)."""
+    project = load_project(invocation)
+    with connect(project, settings, console, invocation) as session:
+        tables = history_tables(project, session)
+        context = run_context(settings)
+        with postgres.advisory_lock(session, wait_s=invocation.lock_wait_s):
+            session.begin()
+            try:
+                history = tables.read()
+                by_name = {f.name: f for f in project.files}
+                if invocation.yes:
+                    tables.ensure()
+                    tables.adopt(by_name, history, context)
+                    history = tables.read()
+                changes = _repairs(history, by_name)
+                if not changes:
+                    session.rollback()
+                    console.line("Nothing to repair: every applied file matches its record.")
+                    return make_result(
+                        invocation, project, Outcome.NOTHING_TO_DO, target=session.target
+                    )
+                verb = "Accepted" if invocation.yes else "Would accept"
+                console.line(f"{verb} {len(changes)} change(s):")
+                for name, checksum, detail in changes:
+                    console.line(f"  {name}: {detail}")
+                    if invocation.yes:
+                        tables.accept_checksum(
+                            name=name, checksum=checksum, detail=detail, context=context
+                        )
+                if invocation.yes:
+                    session.commit()
+                else:
+                    session.rollback()
+                    console.line("Nothing was written. Run again with --yes to record these.")
+            except BaseException:
+                session.rollback()
+                raise
+        return make_result(invocation, project, Outcome.OK, target=session.target)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _render_downs(
+    session: postgres.PgSession, bridge: NodeBridge | None, targets: Sequence[MigrationFile]
+) -> list[tuple[MigrationFile, Rendered]]:
+    """Every down, rendered read-only first: if any has none, nothing runs (exit 2)."""
+    rendered: list[tuple[MigrationFile, Rendered]] = []
+    missing: list[str] = []
+    session.begin(read_only=True)
+    try:
+        for migration in targets:
+            if migration.down_problem is not None:
+                problem = migration.down_problem
+                missing.append(f"{migration.path}:{problem.line}: {problem.message}")
+                continue
+            try:
+                rendered.append(
+                    (
+                        migration,
+                        execution.render(
+                            migration, renderer=bridge, query=session.query, direction="down"
+                        ),
+                    )
+                )
+            except NoDown as exc:
+                missing.append(f"{migration.path}: {exc.reason}")
+            except JsMigrationError as exc:
+                if not any(text in exc.reason for text in _NO_DOWN_TEXTS):
+                    raise
+                missing.append(f"{migration.path}: {exc.reason}")
+    finally:
+        session.rollback()
+    if missing:
+        raise Refused(
+            f"{len(missing)} migration(s) in the range have no down, so nothing was rolled "
+            "back:\n  " + "\n  ".join(missing),
+            hint="Add a -- Down Migration section (or exports.down), or roll back fewer.",
+        )
+    return rendered
+
+
+def _preview(
+    invocation: Invocation,
+    project: Project,
+    target: Target,
+    downs: Sequence[tuple[MigrationFile, Rendered]],
+    console: Console,
+) -> Result:
+    console.line(f"{len(downs)} migration(s) would be rolled back, newest first:")
+    console.line()
+    for number, (migration, rendered) in enumerate(downs, start=1):
+        mode = "in a transaction" if rendered.transactional else f"outside: {rendered.reason}"
+        console.line(f"{number}. {migration.name}  ({migration.path}, {mode})")
+        for line in rendered.sql.splitlines():
+            console.line("   " + line if line else "")
+        console.line()
+    console.line("Nothing was changed (--dry-run).")
+    return make_result(invocation, project, Outcome.OK, target=target, pending=list(downs))
+
+
+def _repairs(history: object, by_name: dict[str, MigrationFile]) -> list[tuple[str, str, str]]:
+
+    assert isinstance(history, History)
+    changes = []
+    for name, record in sorted(history.recorded.items()):
+        migration = by_name.get(name) or by_name.get(name.removesuffix(".up"))
+        if migration is None:
+            continue
+        if record.checksum != migration.checksum:
+            changes.append(
+                (
+                    name,
+                    migration.checksum,
+                    f"file changed since it was recorded ({_short(record.checksum)} → "
+                    f"{_short(migration.checksum)})",
+                )
+            )
+        elif record.adopted:
+            changes.append(
+                (name, migration.checksum, "adopted from another tool; checksum now accepted")
+            )
+    return changes
+
+
+def _short(checksum: str | None) -> str:
+    return (checksum or "none").removeprefix("sha256:")[:12]
+
+
+def _result_lines(run: RunReport) -> list[str]:
+    if run.cancelled:
+        return ["✗ Interrupted: the running rollback was cancelled and rolled back."]
+    if run.failure is not None:
+        return reporting.failure_lines(run.failure)
+    return [f"✓ Rolled back {len(run.ran)} migration(s)."]
+
+
+class _DownProgress:
+    def __init__(self, console: Console) -> None:
+        self._console = console
+
+    def started(self, migration: MigrationFile) -> None:
+        self._console.line(f"← Reverting {migration.name}")
+
+    def finished(self, ran: Ran) -> None:
+        where = "" if ran.transactional else ", outside a transaction"
+        self._console.line(f"✓ Reverted {ran.name} ({ran.duration_ms:.0f} ms{where})")
+
+    def retrying(self, retry: Retry) -> None:
+        for text in reporting.retry_lines(retry):
+            self._console.line(text)
