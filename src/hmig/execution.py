@@ -226,15 +226,14 @@ class _Runner:
                 return self._failure(migration, failed.exc, failed.statement, advice=advice)
             if not rendered.transactional:
                 return self._outside_transaction(migration, rendered, started)
-            self._record_ran(migration, rendered, started)
+            self._record_ran(migration, rendered, duration_ms=self._elapsed(started))
             return None
 
     def _attempt(self, migration: MigrationFile, started: float) -> Rendered:
         """One try: render and run the migration with its history row, then commit."""
-        self.session.begin()
+        self._begin()
         statement: Statement | None = None
         try:
-            self._timeouts_local()
             rendered = self._render(migration)
             if not rendered.transactional:
                 # node-pg-migrate ran pgm.db queries outside any transaction: keep their effects.
@@ -308,8 +307,8 @@ class _Runner:
                 )
                 failure = self._failure(failed.migration, failed.exc, failed.statement, advice)
                 return RunReport(ran=(), failure=failure)
-            for migration, rendered, migration_started in applied:
-                self._record_ran(migration, rendered, migration_started)
+            for migration, rendered, duration_ms in applied:
+                self._record_ran(migration, rendered, duration_ms=duration_ms)
             return RunReport(ran=tuple(self.ran))
 
     def _batch(
@@ -317,11 +316,10 @@ class _Runner:
     ) -> list[tuple[MigrationFile, Rendered, float]]:
         """One try at the whole batch in one transaction."""
         applied: list[tuple[MigrationFile, Rendered, float]] = []
-        self.session.begin()
+        self._begin()
         current: MigrationFile | None = None
         statement: Statement | None = None
         try:
-            self._timeouts_local()
             for current in pending:
                 self.progress.started(current)
                 started = self.clock()
@@ -330,7 +328,8 @@ class _Runner:
                 for statement in rendered.statements:
                     self.session.execute(statement.sql)
                 self._record(current, started)
-                applied.append((current, rendered, started))
+                # Its own duration, not the batch's: the commit comes after all of them.
+                applied.append((current, rendered, self._elapsed(started)))
                 statement = None
             self.session.commit()
         except (StatementFailed, JsMigrationError, Refused) as exc:
@@ -385,7 +384,7 @@ class _Runner:
         self._record(migration, started)
         self.history.clear_progress(migration=self._progress_key(migration))
         self.session.commit()
-        self._record_ran(migration, rendered, started)
+        self._record_ran(migration, rendered, duration_ms=self._elapsed(started))
         return None
 
     def _run_statement_with_retries(
@@ -483,8 +482,8 @@ class _Runner:
         suffix = "#down" if self.options.direction == "down" else ""
         return migration.name + suffix
 
-    def _timeouts_local(self) -> None:
-        self.session.set_local_timeouts(
+    def _begin(self) -> None:
+        self.session.begin(
             lock_timeout_ms=self.options.lock_timeout_ms,
             statement_timeout_ms=self.options.statement_timeout_ms,
         )
@@ -496,12 +495,14 @@ class _Runner:
     def _elapsed(self, started: float) -> float:
         return (self.clock() - started) * 1000
 
-    def _record_ran(self, migration: MigrationFile, rendered: Rendered, started: float) -> None:
+    def _record_ran(
+        self, migration: MigrationFile, rendered: Rendered, *, duration_ms: float
+    ) -> None:
         ran = Ran(
             name=migration.name,
             kind=migration.kind,
             transactional=rendered.transactional,
-            duration_ms=round(self._elapsed(started), 1),
+            duration_ms=round(duration_ms, 1),
             statements=len(rendered.statements),
             retries=self.retries,
         )

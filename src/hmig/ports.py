@@ -17,17 +17,20 @@ QueryFn = Callable[[str, Sequence[object]], QueryResult]
 class Session(Protocol):
     """A live database session; transactions are explicit."""
 
-    def begin(self) -> None:
-        """Open a read-write transaction."""
+    def begin(
+        self,
+        *,
+        read_only: bool = False,
+        lock_timeout_ms: int | None = None,
+        statement_timeout_ms: int | None = None,
+    ) -> None:
+        """Open a transaction, with the environment's timeouts as SET LOCAL when given."""
 
     def commit(self) -> None:
         """Commit the open transaction."""
 
     def rollback(self) -> None:
         """Roll back the open transaction, if any."""
-
-    def set_local_timeouts(self, *, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
-        """Apply the environment's timeouts to the open transaction only."""
 
     def set_session_timeouts(self, *, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
         """Apply the timeouts to the session, for statements run outside a transaction."""

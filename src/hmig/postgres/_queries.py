@@ -16,6 +16,7 @@ def _text(name: str) -> str:
     return resources.files("hmig.postgres").joinpath("sql", f"{name}.sql").read_text("utf-8")
 
 
+@cache
 def query(name: str, *, schema: str = "public", table: str = "pgmigrations") -> sql.Composed:
     """The named query with `{schema}` and `{table}` bound as quoted identifiers."""
     # The files ship inside the package: they are literals, only stored beside the code.

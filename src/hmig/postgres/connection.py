@@ -17,6 +17,7 @@ import psycopg
 from psycopg import conninfo as pg_conninfo
 from psycopg import errors as pg_errors
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from hmig.errors import ConnectionFailed, LockNotAcquired, Refused, StatementFailed
@@ -58,23 +59,39 @@ class PgSession:
 
     # -- Session port ------------------------------------------------------------------------
 
-    def begin(self, *, read_only: bool = False) -> None:
-        """Open a transaction; read-only ones make plan/status unable to write anything."""
-        self._run(sql.SQL("BEGIN READ ONLY" if read_only else "BEGIN"))
+    def begin(
+        self,
+        *,
+        read_only: bool = False,
+        lock_timeout_ms: int | None = None,
+        statement_timeout_ms: int | None = None,
+    ) -> None:
+        """Open a transaction, with its timeouts, in one round trip.
+
+        Read-only transactions make plan/status unable to write anything. The timeouts are
+        `SET LOCAL`: they end with the transaction.
+        """
+        parts: list[sql.Composable] = [sql.SQL("BEGIN READ ONLY" if read_only else "BEGIN")]
+        for name, value in (
+            ("lock_timeout", lock_timeout_ms),
+            ("statement_timeout", statement_timeout_ms),
+        ):
+            if value is not None:
+                parts.append(
+                    sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value))
+                )
+        # No parameters: the simple query protocol takes the three statements at once.
+        self._run(sql.SQL("; ").join(parts))
 
     def commit(self) -> None:
         """Commit the open transaction."""
         self._run(sql.SQL("COMMIT"))
 
     def rollback(self) -> None:
-        """Roll back; harmless when no transaction is open."""
-        if self._conn.closed:
+        """Roll back the open transaction; nothing is sent when none is open."""
+        if not self.usable() or self._conn.info.transaction_status == TransactionStatus.IDLE:
             return
         self._conn.execute("ROLLBACK")
-
-    def set_local_timeouts(self, *, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
-        """SET LOCAL: the timeouts end with the migration's transaction."""
-        self._set_timeouts(lock_timeout_ms, statement_timeout_ms, local=True)
 
     def set_session_timeouts(self, *, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
         """SET for the session: for statements that run outside a transaction."""

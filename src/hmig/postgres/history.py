@@ -104,15 +104,13 @@ class HistoryTables:
     def record_applied(
         self, *, migration: MigrationFile, duration_ms: float, context: RunContext
     ) -> None:
-        """The `pgmigrations` row and hmig's record, in the migration's own transaction."""
-        self._session.fetch(self._q("insert_applied"), {"name": migration.name})
-        self._session.run(
-            self._q("insert_recorded"),
+        """The `pgmigrations` row, hmig's record and the audit entry, in one round trip."""
+        self._session.fetch(
+            self._q("record_applied"),
             {
                 "name": migration.name,
                 "checksum": migration.checksum,
                 "kind": migration.kind.value,
-                "adopted": False,
                 "applied_by": context.actor,
                 "commit": context.commit,
                 "run_id": context.run_id,
@@ -120,7 +118,6 @@ class HistoryTables:
                 "hmig_version": context.hmig_version,
             },
         )
-        self._audit("apply", migration.name, migration.checksum, None, context)
 
     def record_reverted(self, *, migration: MigrationFile, context: RunContext) -> None:
         """Delete the history rows, in the rollback's own transaction, and log it."""
@@ -130,7 +127,7 @@ class HistoryTables:
 
     def record_baseline(self, *, migration: MigrationFile, context: RunContext) -> None:
         """Record a migration as applied without running it (`hmig baseline`)."""
-        self._session.fetch(self._q("insert_applied"), {"name": migration.name})
+        self._session.run(self._q("insert_baseline"), {"name": migration.name})
         self._session.run(
             self._q("adopt_recorded"),
             {
