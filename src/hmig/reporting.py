@@ -17,6 +17,7 @@ from hmig.errors import ExitCode, HmigError
 from hmig.model import (
     Applied,
     Failure,
+    Finding,
     MigrationFile,
     Notice,
     Outcome,
@@ -35,6 +36,7 @@ WARNING_CODES = (
     "unknown-history-row",
     "duplicate-history-row",
     "adopted",
+    "not-rendered",
 )
 
 
@@ -60,6 +62,7 @@ def build_report(
     run: RunReport | None = None,
     notices: Sequence[Notice] = (),
     error: HmigError | None = None,
+    findings: Sequence[Finding] = (),
 ) -> dict[str, Any]:
     """The one machine-readable report every command prints with `--json`."""
     return {
@@ -75,6 +78,7 @@ def build_report(
         "ran": [_ran(r) for r in (run.ran if run else ())],
         "failure": _failure(run.failure) if run and run.failure else None,
         "warnings": [_notice(n) for n in notices],
+        "findings": [_finding(f) for f in findings],
         "error": _error(error) if error else None,
     }
 
@@ -123,8 +127,11 @@ def status_lines(plan: Plan) -> list[str]:
     return lines
 
 
-def plan_lines(pending: Sequence[tuple[MigrationFile, Rendered | None]]) -> list[str]:
-    """`hmig plan`: each pending migration with the exact SQL it will run."""
+def plan_lines(
+    pending: Sequence[tuple[MigrationFile, Rendered | None]],
+    findings: Sequence[Finding] = (),
+) -> list[str]:
+    """`hmig plan`: each pending migration with the exact SQL it will run, and its findings."""
     if not pending:
         return ["Nothing to apply: the database is up to date."]
     lines = [f"{len(pending)} migration(s) would be applied, in this order:", ""]
@@ -133,10 +140,35 @@ def plan_lines(pending: Sequence[tuple[MigrationFile, Rendered | None]]) -> list
         if rendered is not None and not rendered.transactional:
             mode = f"outside a transaction: {rendered.reason}"
         lines.append(f"{number}. {migration.name}  ({migration.path}, {mode})")
-        sql = rendered.sql if rendered is not None else "(not rendered)"
+        sql = rendered.sql if rendered is not None else "(not rendered: see the warning above)"
         lines.extend("   " + line if line else "" for line in sql.splitlines())
+        lines.extend(finding_lines([f for f in findings if f.migration == migration.name]))
         lines.append("")
     return lines
+
+
+def finding_lines(findings: Sequence[Finding]) -> list[str]:
+    """Lint findings, most severe first, each with where it is and how to fix it."""
+    lines = []
+    for finding in sorted(findings, key=lambda f: (f.severity != "error", f.line or 0)):
+        where = finding.file + (f":{finding.line}" if finding.line else "")
+        if finding.line is None and finding.statement_index is not None:
+            where += f" (statement {finding.statement_index + 1})"
+        mark = "✗" if finding.severity == "error" else "⚠"
+        lines.append(f"   {mark} {finding.rule} at {where}: {finding.message}")
+        if finding.help:
+            lines.append(f"     fix: {finding.help}")
+    return lines
+
+
+def lint_summary(findings: Sequence[Finding], *, failed: bool, fail_on: str) -> str:
+    """One line: how many findings, and whether they stop the run."""
+    errors = sum(f.severity == "error" for f in findings)
+    warnings = len(findings) - errors
+    counted = f"Lint: {errors} error(s), {warnings} warning(s)"
+    if failed:
+        return f"✗ {counted}, at or above lint.fail_on: {fail_on}. Nothing was applied."
+    return f"{counted} (lint.fail_on: {fail_on})."
 
 
 def started_line(migration: MigrationFile) -> str:
@@ -283,6 +315,21 @@ def _notice(notice: Notice) -> dict[str, Any]:
         "migration": notice.migration,
         "file": notice.file,
         "line": notice.line,
+    }
+
+
+def _finding(finding: Finding) -> dict[str, Any]:
+    return {
+        "rule": finding.rule,
+        "severity": finding.severity,
+        "message": finding.message,
+        "help": finding.help,
+        "migration": finding.migration,
+        "file": finding.file,
+        "line": finding.line,
+        "column": finding.column,
+        "statement_index": finding.statement_index,
+        "source": finding.source,
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hmig.commands._common import Console, Invocation, Result
 from hmig.commands.engine import apply, plan, status, validate
-from hmig.commands.lifecycle import baseline, repair, rollback
+from hmig.commands.lifecycle import baseline, new, repair, rollback
 
 __all__ = [
     "Console",
@@ -12,6 +12,7 @@ __all__ = [
     "Result",
     "apply",
     "baseline",
+    "new",
     "plan",
     "repair",
     "rollback",

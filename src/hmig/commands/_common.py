@@ -19,14 +19,17 @@ from hmig import (
     discovery,
     embedded,
     execution,
+    lint,
     planning,
     postgres,
     reporting,
 )
 from hmig import manifest as manifest_module
-from hmig.errors import ExitCode, Refused
+from hmig.errors import ExitCode, JsMigrationError, Refused, StatementFailed
+from hmig.linter import Squawk, read_sources
 from hmig.model import (
     Environment,
+    Finding,
     Kind,
     Manifest,
     MigrationFile,
@@ -39,7 +42,10 @@ from hmig.model import (
     Target,
 )
 from hmig.node import BRIDGE_DIR, NodeBridge
+from hmig.postgres import relations
 from hmig.settings import Settings, conninfo_for
+
+_READ_ONLY = "25006"  # read_only_sql_transaction
 
 
 class Console(Protocol):
@@ -167,15 +173,83 @@ def optional_bridge(
         yield js
 
 
-def render_all(
+def render_pending(
+    session: postgres.PgSession,
+    bridge: NodeBridge | None,
+    pending: Sequence[MigrationFile],
+    *,
+    strict: bool,
+) -> tuple[list[tuple[MigrationFile, Rendered | None]], list[Notice]]:
+    """Render in the caller's read-only transaction, each in a savepoint.
+
+    A `.js` migration rendered before the earlier pending ones have run may not render: its
+    `pgm.db` queries may write (refused read-only) or read what an earlier migration creates.
+    It is reported (`not-rendered`) and the others still render. Other JavaScript errors are
+    raised when `strict` (plan); apply reports them when the migration really runs.
+    """
+    rendered: list[tuple[MigrationFile, Rendered | None]] = []
+    notices: list[Notice] = []
+    for migration in pending:
+        try:
+            with session.savepoint():
+                one = execution.render(migration, renderer=bridge, query=session.query)
+            rendered.append((migration, one))
+        except JsMigrationError as exc:
+            cause = exc.__cause__
+            if strict and not isinstance(cause, StatementFailed):
+                raise
+            rendered.append((migration, None))
+            notices.append(
+                Notice(
+                    code="not-rendered",
+                    message=f"{migration.name}: its SQL cannot be shown before it runs "
+                    f"({_why_not_rendered(exc)}); it is not linted either",
+                    migration=migration.name,
+                    file=migration.path,
+                )
+            )
+    return rendered, notices
+
+
+def _why_not_rendered(exc: JsMigrationError) -> str:
+    cause = exc.__cause__
+    if isinstance(cause, StatementFailed) and cause.sqlstate == _READ_ONLY:
+        return f"its pgm.db queries write: {cause.message}"
+    if isinstance(cause, StatementFailed):
+        return (
+            f"its pgm.db queries fail against the database as it is now: {cause.message}; "
+            "they may depend on an earlier pending migration"
+        )
+    return exc.reason
+
+
+def lint_pending(
     project: Project,
     settings: Settings,
     session: postgres.PgSession,
-    pending: Sequence[MigrationFile],
-) -> list[tuple[MigrationFile, Rendered | None]]:
-    needs_js = any(m.kind is Kind.JS for m in pending)
-    with optional_bridge(project, settings, needed=needs_js) as js:
-        return [(m, execution.render(m, renderer=js, query=session.query)) for m in pending]
+    rendered: Sequence[tuple[MigrationFile, Rendered | None]],
+) -> lint.LintReport:
+    """Squawk and hmig's rules over what will run, sized by the live database (read-only)."""
+    pending = [(m, r) for m, r in rendered if r is not None]
+    if not pending:
+        return lint.LintReport(findings=(), unused_ignores=(), failed=False)
+    environment = project.environment
+    timeouts = {
+        "lock_timeout_ms": environment.lock_timeout_ms,
+        "statement_timeout_ms": environment.statement_timeout_ms,
+    }
+    sizes = relations.relation_sizes(session, lint.tables_to_size(pending))
+    found = Squawk.find(settings.environ).lint(
+        pending, server_version=session.server_version(), **timeouts
+    )
+    return lint.check(
+        pending,
+        squawk=found,
+        sizes=sizes,
+        policy=environment.lint,
+        sources=read_sources(pending),
+        **timeouts,
+    )
 
 
 def print_notices(console: Console, notices: Sequence[Notice]) -> None:
@@ -193,6 +267,7 @@ def make_result(
     pending: Sequence[tuple[MigrationFile, Rendered | None]] = (),
     run: RunReport | None = None,
     notices: Sequence[Notice] | None = None,
+    findings: Sequence[Finding] = (),
 ) -> Result:
     exit_code = {
         Outcome.FAILED: ExitCode.NO,
@@ -210,5 +285,6 @@ def make_result(
         unknown=plan.unknown if plan else (),
         run=run,
         notices=notices if notices is not None else (plan.notices if plan else ()),
+        findings=findings,
     )
     return Result(outcome=outcome, exit_code=exit_code, report=report)

@@ -5,34 +5,41 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
-from hmig import __version__, execution, planning, postgres, reporting
+from hmig import execution, planning, postgres, reporting
 from hmig.commands._common import (
     Console,
     Invocation,
     Project,
     Result,
+    confirm_write,
     connect,
     history_tables,
     js_bridge,
+    lint_pending,
     load_project,
     make_result,
     optional_bridge,
     print_notices,
-    render_all,
+    render_pending,
+    run_context,
 )
-from hmig.errors import Refused
+from hmig.lint import LintReport
 from hmig.model import (
+    Finding,
+    History,
     Kind,
     MigrationFile,
     Notice,
     Outcome,
     Plan,
     Ran,
+    Rendered,
     Retry,
     RunContext,
     RunReport,
+    Target,
     TransactionMode,
 )
 from hmig.node import NodeBridge
@@ -80,7 +87,7 @@ def status(invocation: Invocation, settings: Settings, console: Console) -> Resu
 
 
 def plan(invocation: Invocation, settings: Settings, console: Console) -> Result:
-    """What apply would do, with the exact SQL, computed in a read-only transaction."""
+    """What apply would do, with the exact SQL and its lint, in a read-only transaction."""
     project = load_project(invocation)
     with connect(project, settings, console, invocation) as session:
         session.begin(read_only=True)
@@ -88,46 +95,69 @@ def plan(invocation: Invocation, settings: Settings, console: Console) -> Result
             history = history_tables(project, session).read()
             plan_ = planning.plan(project.files, history, target=invocation.target)
             planning.check_runnable(plan_.to_run)
-            rendered = render_all(project, settings, session, plan_.to_run)
+            preview = _preview(project, settings, session, None, plan_.to_run, strict=True)
         finally:
             session.rollback()
+        notices = (*plan_.notices, *preview.notices)
         console.line(reporting.counts(plan_))
-        print_notices(console, plan_.notices)
+        print_notices(console, notices)
         console.line()
-        for text in reporting.plan_lines(rendered):
+        for text in reporting.plan_lines(preview.rendered, preview.lint.findings):
             console.line(text)
-        if project.environment.transaction is TransactionMode.ALL:
-            execution.refuse_non_transactional([(m, r) for m, r in rendered if r is not None])
+        _refuse_outside_transaction(project, preview.rendered)
         planning.check_order(plan_, strict=project.environment.strict_order)
-        outcome = Outcome.OK if rendered else Outcome.NOTHING_TO_DO
+        outcome = Outcome.OK if preview.rendered else Outcome.NOTHING_TO_DO
+        if preview.rendered:
+            console.line(_lint_line(project, preview))
+        if preview.lint.failed:
+            outcome = Outcome.FAILED
         return make_result(
-            invocation, project, outcome, target=session.target, plan=plan_, pending=rendered
+            invocation,
+            project,
+            outcome,
+            target=session.target,
+            plan=plan_,
+            pending=preview.rendered,
+            notices=notices,
+            findings=_all_findings(preview),
         )
 
 
 def apply(invocation: Invocation, settings: Settings, console: Console) -> Result:
-    """Apply pending migrations under the lock, each with its history row."""
+    """Apply pending migrations under the lock, each with its history row.
+
+    Everything is checked (order, files, unfinished statements, lint) in a read-only pass
+    before the first write; the same Node process renders for the check and for the run.
+    """
     project = load_project(invocation)
-    environment = project.environment
     with connect(project, settings, console, invocation) as session:
-        if environment.protected and invocation.interactive and not invocation.yes:
-            raise Refused(
-                f"environment {environment.name!r} is protected: applying to "
-                f"{session.target.describe()} needs confirmation",
-                hint="Check the target above, then run the command again with --yes.",
-            )
+        confirm_write(project, session, invocation)
         tables = history_tables(project, session)
-        context = RunContext(
-            hmig_version=__version__,
-            actor=settings.github_actor,
-            commit=settings.github_sha,
-            run_id=settings.github_run_id,
-        )
+        context = run_context(settings)
         with postgres.advisory_lock(session, wait_s=invocation.lock_wait_s):
-            plan_, done, adopted = _prepare(project, session, tables, invocation, context)
-            console.line(reporting.counts(plan_))
-            print_notices(console, plan_.notices + adopted)
-            run = _run(project, settings, session, tables, plan_, done, context, console)
+            history, plan_ = _check(project, session, tables, invocation)
+            needs_js = any(m.kind is Kind.JS for m in plan_.to_run)
+            with optional_bridge(project, settings, needed=needs_js) as bridge:
+                session.begin(read_only=True)
+                try:
+                    preview = _preview(
+                        project, settings, session, bridge, plan_.to_run, strict=False
+                    )
+                finally:
+                    session.rollback()
+                _refuse_outside_transaction(project, preview.rendered)
+                console.line(reporting.counts(plan_))
+                if preview.lint.findings or preview.lint.unused_ignores:
+                    for text in reporting.finding_lines(_all_findings(preview)):
+                        console.line(text)
+                if preview.rendered:
+                    console.line(_lint_line(project, preview))
+                if preview.lint.failed:
+                    return _lint_failed(invocation, project, session.target, plan_, preview)
+                adopted = _bookkeep(session, tables, project, history, context)
+                notices = (*plan_.notices, *preview.notices, *adopted)
+                print_notices(console, notices)
+                run = _run(project, session, tables, plan_, history, context, console, bridge)
             session.begin(read_only=True)
             try:
                 after = tables.read()
@@ -144,42 +174,82 @@ def apply(invocation: Invocation, settings: Settings, console: Console) -> Resul
             plan=left,
             pending=[(m, None) for m in left.pending],
             run=run,
-            notices=plan_.notices + adopted,
+            notices=notices,
+            findings=_all_findings(preview),
         )
 
 
 # --- apply, step by step ----------------------------------------------------------------------
 
 
-def _prepare(
+@dataclass(frozen=True, slots=True)
+class _Preview:
+    rendered: list[tuple[MigrationFile, Rendered | None]]
+    notices: list[Notice]
+    lint: LintReport
+
+
+def _check(
     project: Project,
     session: postgres.PgSession,
     tables: postgres.HistoryTables,
     invocation: Invocation,
-    context: RunContext,
-) -> tuple[Plan, Sequence[Any], tuple[Notice, ...]]:
-    """Check everything before writing anything; then create the tables and adopt old rows."""
-    session.begin()
+) -> tuple[History, Plan]:
+    """Everything that can refuse the run, read-only, before anything is written."""
+    session.begin(read_only=True)
     try:
         history = tables.read()
-        plan_ = planning.plan(project.files, history, target=invocation.target)
-        planning.check_order(plan_, strict=project.environment.strict_order)
-        planning.check_runnable(plan_.to_run)
-        execution.check_resumable(plan_.to_run, history.progress)
-        if project.environment.transaction is TransactionMode.ALL:
-            static = [
-                (m, execution.render(m, renderer=None, query=session.query))
-                for m in plan_.to_run
-                if m.kind is Kind.SQL
-            ]
-            execution.refuse_non_transactional(static)
+    finally:
+        session.rollback()
+    plan_ = planning.plan(project.files, history, target=invocation.target)
+    planning.check_order(plan_, strict=project.environment.strict_order)
+    planning.check_runnable(plan_.to_run)
+    execution.check_resumable(plan_.to_run, history.progress)
+    return history, plan_
+
+
+def _preview(
+    project: Project,
+    settings: Settings,
+    session: postgres.PgSession,
+    bridge: NodeBridge | None,
+    pending: Sequence[MigrationFile],
+    *,
+    strict: bool,
+) -> _Preview:
+    """Render and lint what will run, in the caller's read-only transaction."""
+    if bridge is None and any(m.kind is Kind.JS for m in pending):
+        with optional_bridge(project, settings, needed=True) as own:
+            return _preview(project, settings, session, own, pending, strict=strict)
+    rendered, notices = render_pending(session, bridge, pending, strict=strict)
+    return _Preview(rendered, notices, lint_pending(project, settings, session, rendered))
+
+
+def _refuse_outside_transaction(
+    project: Project, rendered: Sequence[tuple[MigrationFile, Rendered | None]]
+) -> None:
+    """`transaction: all` cannot hold a migration that must run outside a transaction."""
+    if project.environment.transaction is TransactionMode.ALL:
+        execution.refuse_non_transactional([(m, r) for m, r in rendered if r is not None])
+
+
+def _bookkeep(
+    session: postgres.PgSession,
+    tables: postgres.HistoryTables,
+    project: Project,
+    history: History,
+    context: RunContext,
+) -> tuple[Notice, ...]:
+    """Create hmig's tables when missing and adopt rows other tools wrote (one transaction)."""
+    session.begin()
+    try:
         tables.ensure()
         adopted_names = tables.adopt({f.name: f for f in project.files}, history, context)
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    adopted = tuple(
+    return tuple(
         Notice(
             code="adopted",
             message=f"{name} was applied by another tool; hmig recorded its current checksum "
@@ -188,18 +258,48 @@ def _prepare(
         )
         for name in adopted_names
     )
-    return plan_, history.progress, adopted
+
+
+def _all_findings(preview: _Preview) -> tuple[Finding, ...]:
+    return (*preview.lint.findings, *preview.lint.unused_ignores)
+
+
+def _lint_line(project: Project, preview: _Preview) -> str:
+    return reporting.lint_summary(
+        _all_findings(preview),
+        failed=preview.lint.failed,
+        fail_on=project.environment.lint.fail_on,
+    )
+
+
+def _lint_failed(
+    invocation: Invocation,
+    project: Project,
+    target: Target,
+    plan_: Plan,
+    preview: _Preview,
+) -> Result:
+    return make_result(
+        invocation,
+        project,
+        Outcome.FAILED,
+        target=target,
+        plan=plan_,
+        pending=preview.rendered,
+        notices=(*plan_.notices, *preview.notices),
+        findings=_all_findings(preview),
+    )
 
 
 def _run(
     project: Project,
-    settings: Settings,
     session: postgres.PgSession,
     tables: postgres.HistoryTables,
     plan_: Plan,
-    done: Sequence[Any],
+    history: History,
     context: RunContext,
     console: Console,
+    bridge: NodeBridge | None,
 ) -> RunReport:
     if not plan_.to_run:
         return RunReport(ran=())
@@ -211,38 +311,18 @@ def _run(
         context=context,
         retry=environment.lock_retry,
     )
-    needs_js = any(m.kind is Kind.JS for m in plan_.to_run)
-    with optional_bridge(project, settings, needed=needs_js) as bridge:
-        if bridge is not None and environment.transaction is TransactionMode.ALL:
-            _refuse_js_outside_transaction(session, bridge, plan_.to_run)
-        return execution.apply(
-            plan_.to_run,
-            session=session,
-            history=tables,
-            renderer=bridge,
-            options=options,
-            progress=_ConsoleProgress(console),
-            done_statements=done,
-            clock=time.monotonic,
-            sleep=time.sleep,
-            jitter=random.random,
-        )
-
-
-def _refuse_js_outside_transaction(
-    session: postgres.PgSession, bridge: NodeBridge, pending: Sequence[MigrationFile]
-) -> None:
-    """`transaction: all`: learn which `.js` migrations call noTransaction() before running."""
-    session.begin(read_only=True)
-    try:
-        rendered = [
-            (m, bridge.render(m, direction="up", query=session.query))
-            for m in pending
-            if m.kind is Kind.JS
-        ]
-    finally:
-        session.rollback()
-    execution.refuse_non_transactional(rendered)
+    return execution.apply(
+        plan_.to_run,
+        session=session,
+        history=tables,
+        renderer=bridge,
+        options=options,
+        progress=_ConsoleProgress(console),
+        done_statements=history.progress,
+        clock=time.monotonic,
+        sleep=time.sleep,
+        jitter=random.random,
+    )
 
 
 class _ConsoleProgress:

@@ -10,7 +10,9 @@ import random
 import time
 from collections.abc import Sequence
 
-from hmig import execution, planning, postgres, reporting
+from hmig import discovery, execution, new_migration, planning, postgres, reporting
+from hmig import manifest as manifest_module
+from hmig._subprocess import run
 from hmig.commands._common import (
     Console,
     Invocation,
@@ -24,7 +26,7 @@ from hmig.commands._common import (
     optional_bridge,
     run_context,
 )
-from hmig.errors import JsMigrationError, Refused
+from hmig.errors import HmigError, JsMigrationError, Refused
 from hmig.model import (
     History,
     Kind,
@@ -199,6 +201,50 @@ def repair(invocation: Invocation, settings: Settings, console: Console) -> Resu
                 session.rollback()
                 raise
         return make_result(invocation, project, Outcome.OK, target=session.target)
+
+
+def new(invocation: Invocation, settings: Settings, console: Console) -> Result:
+    """Create `{Date.now()}_{description}.{sql|js}` from a template; print its path alone."""
+    manifest = discovery.load_manifest(invocation.manifest_path)
+    folder = manifest.migrations.dir
+    if not folder.is_dir():
+        raise Refused(
+            f"migrations folder {folder} does not exist",
+            hint="Create it, or correct migrations.dir in the manifest.",
+        )
+    description = invocation.description or ""
+    try:
+        name = new_migration.file_name(
+            description, now_ms=time.time_ns() // 1_000_000, kind=invocation.new_kind
+        )
+    except ValueError as exc:
+        raise Refused(str(exc)) from exc
+    new_migration.check_sorts_last(name, existing=discovery.names(manifest.migrations))
+    text = new_migration.template(
+        invocation.new_kind,
+        description=description,
+        date=time.strftime("%Y-%m-%d"),
+        author=_git_author(settings),
+    )
+    path = folder / name
+    try:
+        with path.open("x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError:
+        raise Refused(f"{path} already exists; hmig never overwrites a migration") from None
+    print(path)  # the path alone on stdout, for scripts: `$EDITOR "$(hmig new …)"`
+    environment = manifest_module.select_environment(manifest, invocation.env_name)
+    project = Project(manifest=manifest, environment=environment, files=())
+    return make_result(invocation, project, Outcome.OK, target=None)
+
+
+def _git_author(settings: Settings) -> str | None:
+    """`git config user.name`, when git and a name are there."""
+    try:
+        completed = run(["git", "config", "user.name"], env=settings.environ, timeout=10)
+    except HmigError:
+        return None
+    return completed.stdout.strip() or None if completed.returncode == 0 else None
 
 
 # --- helpers ----------------------------------------------------------------------------------

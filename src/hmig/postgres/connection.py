@@ -150,6 +150,18 @@ class PgSession:
         version = self._conn.info.server_version
         return f"{version // 10000}.{version % 10000}"
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested scope in the open transaction: an error inside undoes only its part."""
+        self._run(sql.SQL("SAVEPOINT hmig_savepoint"))
+        try:
+            yield
+        except BaseException:
+            if self.usable():
+                self._run(sql.SQL("ROLLBACK TO SAVEPOINT hmig_savepoint"))
+            raise
+        self._run(sql.SQL("RELEASE SAVEPOINT hmig_savepoint"))
+
     def usable(self) -> bool:
         """False once the connection is closed or broken (server restart, terminated)."""
         return not self._conn.closed and not self._conn.broken
