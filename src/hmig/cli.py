@@ -32,6 +32,7 @@ _COMMANDS: dict[str, tuple[CommandFn | None, str]] = {
     "rollback": (commands.rollback, "undo the last applied migration(s), newest first"),
     "baseline": (commands.baseline, "record migrations up to --to as applied, without running"),
     "repair": (commands.repair, "accept the current checksum of applied files changed on purpose"),
+    "new": (commands.new, "create a migration file: {timestamp}_{description}.sql|js"),
     "schema": (None, "print the manifest's JSON Schema"),
 }
 
@@ -67,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         count=getattr(args, "count", None),
         to=getattr(args, "to", None),
         dry_run=bool(getattr(args, "dry_run", False)),
+        description=" ".join(getattr(args, "description", None) or []) or None,
+        new_kind=getattr(args, "kind", "sql"),
     )
     run, _ = _COMMANDS[args.command]
     assert run is not None
@@ -162,6 +165,11 @@ def _command_options(name: str, command: argparse.ArgumentParser) -> None:
         command.add_argument(
             "--dry-run", action="store_true", help="show the exact SQL; change nothing"
         )
+    if name == "new":
+        command.add_argument("description", nargs="+", help="what the migration does")
+        kind = command.add_mutually_exclusive_group()
+        kind.add_argument("--sql", dest="kind", action="store_const", const="sql", default="sql")
+        kind.add_argument("--js", dest="kind", action="store_const", const="js")
     if name == "baseline":
         command.add_argument(
             "--to", required=True, metavar="NAME", help="the last migration already in place"

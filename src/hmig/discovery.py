@@ -70,6 +70,19 @@ def discover(config: MigrationsConfig, *, base_dir: Path) -> tuple[MigrationFile
     return tuple(_load(name, paths, base_dir=base_dir) for name, paths in sorted(groups.items()))
 
 
+def names(config: MigrationsConfig) -> list[str]:
+    """Migration names in `config.dir`, from file names alone (for `hmig new`)."""
+    if not config.dir.is_dir():
+        return []
+    return sorted(
+        {
+            _migration_name(p)
+            for p in config.dir.iterdir()
+            if not p.name.startswith(".") and p.is_file() and _kind(p) is not None
+        }
+    )
+
+
 # --- internals --------------------------------------------------------------------------------
 
 

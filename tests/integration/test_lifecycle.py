@@ -167,3 +167,33 @@ def test_repair__shows_then_accepts_changed_checksum(project: Project) -> None:
     # CRLF and a trailing newline are not a change.
     path.write_bytes(b"CREATE TABLE a (id int); -- comment fixed\r\n\r\n")
     assert "Nothing to repair" in project.hmig("repair").out
+
+
+def test_new__creates_timestamped_file_and_prints_only_its_path(offline_project: Project) -> None:
+    offline_project.write("add-subdomain-to-tenants.sql", "SELECT 1;")  # unprefixed: no effect
+    run = offline_project.hmig("new", "Add phone_to Patients!", "--js")
+    assert run.code == 0, run.text
+    path = run.out.strip()
+    assert run.out.count("\n") == 1
+    created = offline_project.migrations / path.rsplit("/", 1)[1]
+    assert created.name.endswith("_add-phone-to-patients.js")
+    assert created.name.split("_", 1)[0].isdigit()
+    text = created.read_text()
+    assert "exports.up = (pgm) => {};" in text and "exports.down" in text
+    sql = offline_project.hmig("new", "index lab orders")
+    assert sql.code == 0
+    assert (
+        "-- Up Migration"
+        in (offline_project.migrations / sql.out.strip().rsplit("/", 1)[1]).read_text()
+    )
+    assert offline_project.hmig("validate").code == 0
+
+
+def test_new__refuses_a_name_sorting_before_an_existing_one(offline_project: Project) -> None:
+    offline_project.write("99999999999999_future.sql", "SELECT 1;")
+    run = offline_project.hmig("new", "late")
+    assert run.code == 2
+    assert "99999999999999_future" in run.text
+    assert sorted(p.name for p in offline_project.migrations.iterdir()) == [
+        "99999999999999_future.sql"
+    ]
