@@ -16,7 +16,8 @@ from hmig import statements
 from hmig.errors import ManifestError, MigrationFileError
 from hmig.model import Kind, Manifest, MigrationFile, MigrationsConfig, Problem, Statement
 
-JS_EXTENSIONS = (".js", ".cjs", ".mjs")
+# node-pg-migrate 9 loads all of these through jiti (src/migrationLoader.ts).
+JS_EXTENSIONS = (".js", ".cjs", ".mjs", ".ts", ".cts", ".mts")
 MAX_NAME_LENGTH = 255  # pgmigrations.name is varchar(255)
 
 
@@ -48,8 +49,9 @@ def checksum(text: str) -> str:
 def discover(config: MigrationsConfig, *, base_dir: Path) -> tuple[MigrationFile, ...]:
     """Every migration in `config.dir`, in no particular order.
 
-    Not recursive; dotfiles, sub-folders and files that are not `.sql`/`.js`/`.cjs`/`.mjs`
-    (a README.md, say) are ignored, unlike node-pg-migrate, which tries to run them.
+    Not recursive; dotfiles, sub-folders and files that are not `.sql` or JavaScript/TypeScript
+    (`.js .cjs .mjs .ts .cts .mts`; a README.md, say) are ignored, unlike node-pg-migrate, which
+    tries to run them.
     """
     folder = config.dir
     if not folder.is_dir():

@@ -73,6 +73,9 @@ def test_discover__non_migration_entries__are_ignored(folder: Path) -> None:
         ("add-subdomain-to-tenants.sql", "add-subdomain-to-tenants", Kind.SQL),
         ("20240101.v2.schema.sql", "20240101.v2.schema", Kind.SQL),
         ("006_f.config.js", "006_f.config", Kind.JS),
+        ("007_g.ts", "007_g", Kind.JS),
+        ("008_h.mts", "008_h", Kind.JS),
+        ("009_i.cts", "009_i", Kind.JS),
     ],
 )
 def test_discover__accepted_extension__names_the_file_without_its_last_extension(
