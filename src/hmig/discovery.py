@@ -69,7 +69,8 @@ def discover(config: MigrationsConfig, *, base_dir: Path) -> tuple[MigrationFile
     groups: dict[str, list[Path]] = defaultdict(list)
     for path in candidates:
         groups[_migration_name(path)].append(path)
-    return tuple(_load(name, paths, base_dir=base_dir) for name, paths in sorted(groups.items()))
+    base = base_dir.resolve()
+    return tuple(_load(name, paths, base_dir=base) for name, paths in sorted(groups.items()))
 
 
 def names(config: MigrationsConfig) -> list[str]:
@@ -216,7 +217,11 @@ def _parse(text: str, section: statements.Section) -> tuple[tuple[Statement, ...
 
 
 def _display(path: Path, base_dir: Path) -> str:
+    """The path as users see it: relative to the manifest's folder (already resolved)."""
     try:
-        return path.resolve().relative_to(base_dir.resolve()).as_posix()
+        return path.relative_to(base_dir).as_posix()
     except ValueError:
-        return str(path)
+        try:
+            return path.resolve().relative_to(base_dir).as_posix()
+        except ValueError:
+            return str(path)

@@ -75,7 +75,7 @@ def render(
     migration: MigrationFile,
     *,
     renderer: JsRenderer | None,
-    query: QueryFn,
+    query: QueryFn | None,
     direction: str = "up",
 ) -> Rendered:
     """The SQL a migration sends: parsed `.sql` statements, or `.js` through node-pg-migrate.
@@ -93,7 +93,7 @@ def render(
                 + ("" if migration.down_path else " and no .down.sql file"),
             )
         return _sql_rendered(migration.down_statements, directive=False)
-    if renderer is None:
+    if renderer is None or query is None:
         raise JsMigrationError("no JavaScript renderer is available", file=migration.path)
     return renderer.render(migration, direction=direction, query=query)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 import pglast
@@ -96,6 +97,7 @@ class TouchedTables:
     uncertain: tuple[str, ...]
 
 
+@cache  # pure, and asked for the same statement by several rules
 def analyse(sql: str) -> StatementLocks:
     """The locks `sql` takes; unparseable text is `uncertain`, never an exception."""
     try:

@@ -9,6 +9,7 @@ honoured here. Pure: text in, values out.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pglast
@@ -59,36 +60,44 @@ def down_section(text: str) -> Section | None:
 
 
 def split(text: str, section: Section) -> tuple[Statement, ...]:
-    """Split a section into statements located in `text`; raise `SqlProblem` when invalid."""
+    """Split a section into statements located in `text`; raise `SqlProblem` when invalid.
+
+    The parser's C splitter validates and locates every statement; a Python parse tree (much
+    slower to build) is made only for statements whose words could make them special.
+    """
     try:
-        raw = pglast.parse_sql(section.text)
+        slices = pglast.parser.split(section.text, with_parser=True, only_slices=True)
     except pglast.parser.ParseError as exc:
         index = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
         line, column = _position(text, section.offset + index)
         raise SqlProblem(Problem(str(exc.args[0]), line, column)) from exc
     found: list[Statement] = []
-    for raw_stmt in raw:
-        node = raw_stmt.stmt
-        if node is None:
+    nodes: list[ast.Node | None] = []
+    for piece in slices:
+        sql = section.text[piece].strip()
+        if not sql:
             continue
-        start = raw_stmt.stmt_location or 0
-        length = raw_stmt.stmt_len or len(section.text) - start
-        sql = section.text[start : start + length].strip()
-        # The parser's location includes comments before the statement; point at its first
-        # real line so the error names the line a person would look at.
-        lead = len(section.text[start:]) - len(section.text[start:].lstrip())
-        line, column = _position(text, section.offset + start + lead)
-        _reject_transaction_control(node, line=line, column=column)
+        lead = len(section.text[piece]) - len(section.text[piece].lstrip())
+        line, column = _position(text, section.offset + piece.start + lead)
+        node = _tree(sql) if _MAYBE_SPECIAL.search(sql) else None
+        if node is not None:
+            _reject_transaction_control(node, line=line, column=column)
+        nodes.append(node)
         found.append(
             Statement(
                 index=len(found),
                 sql=sql,
                 line=line,
                 column=column,
-                no_transaction=_no_transaction(node),
+                no_transaction=_no_transaction(node) if node is not None else None,
             )
         )
-    return _mark_enum_values_used_later(tuple(found), raw)
+    return _mark_enum_values_used_later(tuple(found), nodes)
+
+
+def _tree(sql: str) -> ast.Node | None:
+    parsed = pglast.parse_sql(sql)
+    return parsed[0].stmt if parsed else None
 
 
 class SqlProblem(Exception):
@@ -171,6 +180,14 @@ def locate(statement: Statement, position: int | None) -> tuple[int | None, int 
 
 _DETACH_CONCURRENTLY = "ALTER TABLE … DETACH PARTITION … CONCURRENTLY"
 
+# Every statement `_no_transaction`, `_reject_transaction_control` or the enum check can flag
+# contains one of these words; others need no parse tree.
+_MAYBE_SPECIAL = re.compile(
+    r"\b(concurrently|vacuum|database|system|tablespace|subscription|value|begin|start|commit"
+    r"|rollback|end|abort|prepare)\b",
+    re.IGNORECASE,
+)
+
 _TXN_KINDS = {
     "TRANS_STMT_BEGIN",
     "TRANS_STMT_START",
@@ -240,7 +257,7 @@ def _no_transaction(node: ast.Node) -> str | None:
 
 
 def _mark_enum_values_used_later(
-    statements: tuple[Statement, ...], raw: tuple[ast.RawStmt, ...]
+    statements: tuple[Statement, ...], nodes: Sequence[ast.Node | None]
 ) -> tuple[Statement, ...]:
     """Mark `ADD VALUE` statements whose new enum value is used later in the migration.
 
@@ -249,8 +266,7 @@ def _mark_enum_values_used_later(
     migration need to run outside a transaction.
     """
     result = list(statements)
-    for index, raw_stmt in enumerate(raw):
-        node = raw_stmt.stmt
+    for index, node in enumerate(nodes):
         if not isinstance(node, ast.AlterEnumStmt) or node.newVal is None or node.oldVal:
             continue
         literal = "'" + node.newVal.replace("'", "''") + "'"

@@ -190,6 +190,9 @@ def render_pending(
     rendered: list[tuple[MigrationFile, Rendered | None]] = []
     notices: list[Notice] = []
     for migration in pending:
+        if migration.kind is Kind.SQL:  # parsed from the file: no database involved
+            rendered.append((migration, execution.render(migration, renderer=None, query=None)))
+            continue
         try:
             with session.savepoint():
                 one = execution.render(migration, renderer=bridge, query=session.query)

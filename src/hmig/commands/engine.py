@@ -222,6 +222,9 @@ def _preview(
         with optional_bridge(project, settings, needed=True) as own:
             return _preview(project, settings, session, own, pending, strict=strict)
     rendered, notices = render_pending(session, bridge, pending, strict=strict)
+    if not strict and project.environment.lint.fail_on == "never":
+        # apply lints only when findings can stop it; `plan` always shows them.
+        return _Preview(rendered, notices, LintReport(findings=(), unused_ignores=(), failed=False))
     return _Preview(rendered, notices, lint_pending(project, settings, session, rendered))
 
 
