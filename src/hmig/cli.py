@@ -32,6 +32,9 @@ _COMMANDS: dict[str, tuple[CommandFn | None, str]] = {
     "rollback": (commands.rollback, "undo the last applied migration(s), newest first"),
     "baseline": (commands.baseline, "record migrations up to --to as applied, without running"),
     "repair": (commands.repair, "accept the current checksum of applied files changed on purpose"),
+    "backup": (commands.backup, "take a verified backup now, with the environment's policy"),
+    "restore": (commands.restore, "restore a backup into the environment's database"),
+    "backups": (commands.backups, "list the environment's backups and what each one holds"),
     "new": (commands.new, "create a migration file: {timestamp}_{description}.sql|js"),
     "schema": (None, "print the manifest's JSON Schema"),
 }
@@ -70,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         dry_run=bool(getattr(args, "dry_run", False)),
         description=" ".join(getattr(args, "description", None) or []) or None,
         new_kind=getattr(args, "kind", "sql"),
+        from_path=Path(args.from_path) if getattr(args, "from_path", None) else None,
+        into_database=getattr(args, "into_database", None),
+        confirm=getattr(args, "confirm", None),
+        force=bool(getattr(args, "force", False)),
     )
     run, _ = _COMMANDS[args.command]
     assert run is not None
@@ -170,6 +177,19 @@ def _command_options(name: str, command: argparse.ArgumentParser) -> None:
         kind = command.add_mutually_exclusive_group()
         kind.add_argument("--sql", dest="kind", action="store_const", const="sql", default="sql")
         kind.add_argument("--js", dest="kind", action="store_const", const="js")
+    if name == "restore":
+        command.add_argument(
+            "--from", dest="from_path", required=True, metavar="PATH", help="the backup file"
+        )
+        command.add_argument(
+            "--into-database", metavar="NAME", help="restore into a new database NAME instead"
+        )
+        command.add_argument(
+            "--confirm", metavar="ENV", help="type the environment's name to restore over it"
+        )
+        command.add_argument(
+            "--force", action="store_true", help="also required for a protected environment"
+        )
     if name == "baseline":
         command.add_argument(
             "--to", required=True, metavar="NAME", help="the last migration already in place"

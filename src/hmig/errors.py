@@ -85,6 +85,10 @@ class ToolMissing(HmigError):
     """A program hmig needs (node, pg_dump, ...) is absent or too old."""
 
 
+class BackupFailed(HmigError):
+    """A required backup could not be taken or verified: no migration ran."""
+
+
 class Refused(HmigError):
     """Policy refused the command before anything changed."""
 

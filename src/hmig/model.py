@@ -280,11 +280,18 @@ class RunContext:
 
 @dataclass(frozen=True, slots=True)
 class QueryResult:
-    """Rows returned to a `.js` migration's `pgm.db.query`."""
+    """What the server answered to one statement of a `.js` migration's `pgm.db.query`.
 
-    rows: tuple[Mapping[str, object], ...]
-    row_count: int
-    fields: tuple[str, ...]
+    Raw, as node-postgres receives it, so the Node side can build pg's own `Result` with pg's
+    own type parsers: every value is the server's text output (None for NULL).
+    """
+
+    command: str | None
+    """The CommandComplete tag (`SELECT 2`, `INSERT 0 1`, `CREATE TABLE`); None: empty query."""
+    fields: tuple[tuple[str, int, int, int, int, int], ...] | None
+    """RowDescription: (name, tableID, columnID, dataTypeID, dataTypeSize, dataTypeModifier)
+    per column; None when the statement sent none (it returns no rows: CREATE, plain INSERT)."""
+    rows: tuple[tuple[str | None, ...], ...]
 
 
 @dataclass(frozen=True, slots=True)

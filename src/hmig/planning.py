@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from hmig import locks
 from hmig.errors import ConfigurationError, ManifestError, MigrationFileError, StrictOrderViolation
-from hmig.model import Applied, History, MigrationFile, Notice, Plan
+from hmig.model import Applied, History, MigrationFile, Notice, Plan, Rendered
 
 _DIGITS = re.compile(r"^(\d+)")
 
@@ -202,6 +204,44 @@ def _cut(
         return ()
     index = next(i for i, m in enumerate(pending) if m.name == target)
     return pending[: index + 1]
+
+
+@dataclass(frozen=True, slots=True)
+class BackupScope:
+    """What a `mode: tables` backup dumps, and why; `tables` None means a full backup."""
+
+    tables: tuple[str, ...] | None
+    reason: str
+
+
+def backup_scope(
+    mode: str,
+    rendered: Sequence[tuple[MigrationFile, Rendered | None]],
+    *,
+    history_tables: Sequence[str],
+) -> BackupScope:
+    """The tables the pending migrations touch (parsed with pglast), for `backup.mode: tables`.
+
+    Where they cannot be known for certain (a DO block, a function call, a trigger, a cascade,
+    a `.js` migration that could not be rendered), the backup is full, and the reason says so.
+    """
+    if mode != "tables":
+        return BackupScope(None, f"backup.mode: {mode}")
+    unrendered = [m.name for m, r in rendered if r is None]
+    if unrendered:
+        return BackupScope(
+            None, f"full instead of tables: the SQL of {', '.join(unrendered)} is not known yet"
+        )
+    touched = locks.touched_tables([s.sql for _, r in rendered if r for s in r.statements])
+    if touched.uncertain:
+        reasons = "; ".join(touched.uncertain[:3])
+        return BackupScope(
+            None, f"full instead of tables: cannot tell every table touched ({reasons})"
+        )
+    tables = tuple(dict.fromkeys([*touched.tables, *history_tables]))
+    return BackupScope(
+        tables, f"the tables the pending migrations touch: {', '.join(touched.tables)}"
+    )
 
 
 def rollback_range(

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from hmig.model import MigrationFile, QueryResult, Rendered, RunContext
 
-QueryFn = Callable[[str, Sequence[object]], QueryResult]
+QueryFn = Callable[[str, Sequence[object]], Sequence[QueryResult]]
 
 
 class Session(Protocol):
@@ -38,7 +38,7 @@ class Session(Protocol):
     def execute(self, sql: str) -> None:
         """Run one statement (or a multi-statement string); raise `StatementFailed`."""
 
-    def query(self, sql: str, params: Sequence[object]) -> QueryResult:
+    def query(self, sql: str, params: Sequence[object]) -> Sequence[QueryResult]:
         """Run a query for a `.js` migration's `pgm.db` and return its rows."""
 
     def lock_holders(self, relations: Sequence[str]) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 from hmig.errors import ExitCode, HmigError
 from hmig.model import (
     Applied,
+    BackupArtifact,
     Failure,
     Finding,
     MigrationFile,
@@ -37,6 +38,10 @@ WARNING_CODES = (
     "duplicate-history-row",
     "adopted",
     "not-rendered",
+    "backup-unencrypted",
+    "backup-full",
+    "dropped-newer-objects",
+    "backup-skipped",
 )
 
 
@@ -63,6 +68,7 @@ def build_report(
     notices: Sequence[Notice] = (),
     error: HmigError | None = None,
     findings: Sequence[Finding] = (),
+    backup: BackupArtifact | None = None,
 ) -> dict[str, Any]:
     """The one machine-readable report every command prints with `--json`."""
     return {
@@ -79,6 +85,7 @@ def build_report(
         "failure": _failure(run.failure) if run and run.failure else None,
         "warnings": [_notice(n) for n in notices],
         "findings": [_finding(f) for f in findings],
+        "backup": backup_report(backup) if backup else None,
         "error": _error(error) if error else None,
     }
 
@@ -315,6 +322,23 @@ def _notice(notice: Notice) -> dict[str, Any]:
         "migration": notice.migration,
         "file": notice.file,
         "line": notice.line,
+    }
+
+
+def backup_report(artifact: BackupArtifact) -> dict[str, Any]:
+    """A backup artifact as the JSON report shows it."""
+    return {
+        "path": str(artifact.path),
+        "bytes": artifact.bytes,
+        "sha256": artifact.sha256,
+        "mode": artifact.mode,
+        "format": artifact.format,
+        "pg_dump_version": artifact.pg_dump_version,
+        "server_version": artifact.server_version,
+        "duration_ms": round(artifact.duration_ms, 1),
+        "verified": artifact.verified,
+        "tables": list(artifact.tables),
+        "encrypted": artifact.encrypted,
     }
 
 

@@ -179,18 +179,16 @@ def test_backup_migrate_restore__every_table_matches_the_original(
     console = ListConsole()
     with pytest.raises(Refused) as refused:
         commands.restore(
-            invocation(project, "restore"),
+            invocation(project, "restore", from_path=path),
             settings,
             console,
-            commands.BackupOptions(from_path=path),
         )
     assert "--confirm test" in refused.value.message
     console = ListConsole()
     result = commands.restore(
-        invocation(project, "restore", yes=True),
+        invocation(project, "restore", yes=True, from_path=path, confirm="test"),
         settings,
         console,
-        commands.BackupOptions(from_path=path, confirm="test"),
     )
     assert result.exit_code == 0
     assert fingerprint(db) == before
@@ -225,20 +223,18 @@ def test_backup__directory_format_with_jobs__restores_into_a_new_database(
     name = db.name + "_copy"
     try:
         result = commands.restore(
-            invocation(project, "restore"),
+            invocation(project, "restore", from_path=path, into_database=name),
             settings,
             ListConsole(),
-            commands.BackupOptions(from_path=path, into_database=name),
         )
         copy = Database(db.server, name, db.server.url_for(name))
         assert fingerprint(copy) == fingerprint(db)
         assert result.report["restored"]["database"] == name
         with pytest.raises(Refused, match="already exists"):
             commands.restore(
-                invocation(project, "restore"),
+                invocation(project, "restore", from_path=path, into_database=name),
                 settings,
                 ListConsole(),
-                commands.BackupOptions(from_path=path, into_database=name),
             )
     finally:
         drop_database(Database(db.server, name, ""))
@@ -299,10 +295,9 @@ def test_restore__pg15_database_dumped_by_pg_dump_18__restores_into_pg15(
     db.execute("DELETE FROM clinic.visits; DROP TABLE clinic.codes")
     console = ListConsole()
     result = commands.restore(
-        invocation(project, "restore", yes=True),
+        invocation(project, "restore", yes=True, from_path=path, confirm="test"),
         settings,
         console,
-        commands.BackupOptions(from_path=path, confirm="test"),
     )
     restored = result.report["restored"]
     assert restored["via"] == "psql"
@@ -318,12 +313,12 @@ def test_restore__protected_environment__needs_force(filled_project: Project) ->
     result = commands.backup(invocation(project, "backup"), settings, ListConsole())
     assert [w["code"] for w in result.report["warnings"]] == ["backup-unencrypted"]
     path = Path(result.report["backup"]["path"])
-    options = commands.BackupOptions(from_path=path, confirm="test")
+    options = invocation(project, "restore", yes=True, from_path=path, confirm="test")
     with pytest.raises(Refused, match="also needs --force"):
-        commands.restore(invocation(project, "restore", yes=True), settings, ListConsole(), options)
-    wrong = commands.BackupOptions(from_path=path, confirm="prod", force=True)
+        commands.restore(options, settings, ListConsole())
+    wrong = invocation(project, "restore", yes=True, from_path=path, confirm="prod", force=True)
     with pytest.raises(Refused, match="--confirm was 'prod'"):
-        commands.restore(invocation(project, "restore", yes=True), settings, ListConsole(), wrong)
+        commands.restore(wrong, settings, ListConsole())
 
 
 def test_backups__lists_age_size_and_the_history_each_holds(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hmig.commands._common import Console, Invocation, Result
+from hmig.commands.backup import backup, backups, restore
 from hmig.commands.engine import apply, plan, status, validate
 from hmig.commands.lifecycle import baseline, new, repair, rollback
 
@@ -11,10 +12,13 @@ __all__ = [
     "Invocation",
     "Result",
     "apply",
+    "backup",
+    "backups",
     "baseline",
     "new",
     "plan",
     "repair",
+    "restore",
     "rollback",
     "status",
     "validate",

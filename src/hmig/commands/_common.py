@@ -28,6 +28,7 @@ from hmig import manifest as manifest_module
 from hmig.errors import ExitCode, JsMigrationError, Refused, StatementFailed
 from hmig.linter import Squawk, read_sources
 from hmig.model import (
+    BackupArtifact,
     Environment,
     Finding,
     Kind,
@@ -71,6 +72,10 @@ class Invocation:
     dry_run: bool = False  # rollback --dry-run
     description: str | None = None  # new DESCRIPTION
     new_kind: str = "sql"  # new --sql | --js
+    from_path: Path | None = None  # restore --from
+    into_database: str | None = None  # restore --into-database
+    confirm: str | None = None  # restore --confirm ENV
+    force: bool = False  # restore --force (protected environments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +112,17 @@ def load_project(invocation: Invocation) -> Project:
 
 @contextmanager
 def connect(
-    project: Project, settings: Settings, console: Console, invocation: Invocation
+    project: Project,
+    settings: Settings,
+    console: Console,
+    invocation: Invocation,
+    *,
+    check: bool = True,
 ) -> Iterator[postgres.PgSession]:
+    """Connect to the environment's database and name it; refuse unsafe targets (`check`).
+
+    A backup may read a hot standby, so `backup` connects without the check.
+    """
     environment = project.environment
     spec = environment.database
     if spec is not None and spec.embedded:
@@ -121,7 +135,8 @@ def connect(
     session = postgres.connect(conninfo, target=target)
     try:
         console.line(reporting.header(invocation.command, environment.name, session.target))
-        postgres.check_target(session)
+        if check:
+            postgres.check_target(session)
         yield session
     finally:
         session.close()
@@ -271,6 +286,7 @@ def make_result(
     run: RunReport | None = None,
     notices: Sequence[Notice] | None = None,
     findings: Sequence[Finding] = (),
+    backup: BackupArtifact | None = None,
 ) -> Result:
     exit_code = {
         Outcome.FAILED: ExitCode.NO,
@@ -289,5 +305,6 @@ def make_result(
         run=run,
         notices=notices if notices is not None else (plan.notices if plan else ()),
         findings=findings,
+        backup=backup,
     )
     return Result(outcome=outcome, exit_code=exit_code, report=report)

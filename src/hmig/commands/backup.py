@@ -4,7 +4,7 @@ These commands resolve the environment's database and backup policy, hand the ba
 plain values (connection string, server version, database size, the process environment) and
 turn what it returns into human lines and the JSON report. They never choose an exit code for
 an `HmigError`: the entry point does. `apply`'s backup gate is wired by the engine, which can
-reuse `take_backup`, `artifact_report` and `artifact_lines` from here.
+reuse `backup_gate` from here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,43 +19,30 @@ from typing import Any
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
-from hmig import _subprocess, embedded, planning, postgres, reporting
+from hmig import _subprocess, planning, postgres, reporting
 from hmig import backup as backup_adapter
 from hmig.commands._common import (
     Console,
     Invocation,
     Project,
     Result,
+    connect,
     history_tables,
     load_project,
     make_result,
     print_notices,
 )
-from hmig.errors import ConfigurationError, HmigError, Refused
-from hmig.model import BackupArtifact, BackupPolicy, Notice, Outcome, Target
-from hmig.settings import Settings, conninfo_for
-
-
-@dataclass(frozen=True, slots=True)
-class BackupOptions:
-    """The options of `restore` (and later `backup`) that `Invocation` does not carry yet."""
-
-    from_path: Path | None = None  # restore --from PATH
-    into_database: str | None = None  # restore --into-database NAME
-    confirm: str | None = None  # restore --confirm NAME (the environment's name)
-    force: bool = False  # restore --force (protected environments)
-
-    @classmethod
-    def of(cls, invocation: Invocation) -> BackupOptions:
-        """Read the options from the invocation once it has these fields (same names)."""
-        from_path = getattr(invocation, "from_path", None)
-        return cls(
-            from_path=Path(from_path) if from_path else None,
-            into_database=getattr(invocation, "into_database", None),
-            confirm=getattr(invocation, "confirm", None),
-            force=bool(getattr(invocation, "force", False)),
-        )
-
+from hmig.errors import BackupFailed, ConfigurationError, HmigError, Refused
+from hmig.model import (
+    BackupArtifact,
+    BackupPolicy,
+    MigrationFile,
+    Notice,
+    Outcome,
+    Rendered,
+    Target,
+)
+from hmig.settings import Settings
 
 # --- commands ---------------------------------------------------------------------------------
 
@@ -65,7 +51,6 @@ def backup(
     invocation: Invocation,
     settings: Settings,
     console: Console,
-    options: BackupOptions | None = None,
 ) -> Result:
     """Take a backup now, with the environment's policy (`full` when the policy says none)."""
     project = load_project(invocation)
@@ -79,7 +64,8 @@ def backup(
                 "migrations to choose tables from: a full backup was taken",
             )
         )
-    with _connected(project, settings, console, invocation) as (session, conninfo):
+    with connect(project, settings, console, invocation, check=False) as session:
+        conninfo = session.conninfo
         artifact = take_backup(
             project, settings, session=session, conninfo=conninfo, policy=policy, tables=None
         )
@@ -88,26 +74,26 @@ def backup(
     for text in artifact_lines(artifact):
         console.line(text)
     print_notices(console, notices)
-    result = make_result(invocation, project, Outcome.OK, target=target, notices=notices)
-    return _with(result, backup=artifact_report(artifact))
+    return make_result(
+        invocation, project, Outcome.OK, target=target, notices=notices, backup=artifact
+    )
 
 
 def restore(
     invocation: Invocation,
     settings: Settings,
     console: Console,
-    options: BackupOptions | None = None,
 ) -> Result:
     """Restore `--from PATH` into the environment's database, or a new `--into-database`."""
-    options = options or BackupOptions.of(invocation)
-    path = _archive_path(options.from_path)
+    path = _archive_path(invocation.from_path)
     project = load_project(invocation)
     jobs = project.environment.backup.jobs if project.environment.backup else 1
     notices: list[Notice] = []
-    with _connected(project, settings, console, invocation, check=True) as (session, conninfo):
+    with connect(project, settings, console, invocation) as session:
+        conninfo = session.conninfo
         server_version = session.target.server_version or ""
-        if options.into_database:
-            target_info = _create_database(session, conninfo, options.into_database)
+        if invocation.into_database:
+            target_info = _create_database(session, conninfo, invocation.into_database)
             try:
                 restored = backup_adapter.restore(
                     path=path,
@@ -118,11 +104,11 @@ def restore(
                     jobs=jobs,
                 )
             except BaseException:
-                _drop_database(session, options.into_database)  # hmig created it, empty
+                _drop_database(session, invocation.into_database)  # hmig created it, empty
                 raise
-            where = options.into_database
+            where = invocation.into_database
         else:
-            _confirm_restore(project, session, invocation, options)
+            _confirm_restore(project, session, invocation)
             with postgres.advisory_lock(session, wait_s=invocation.lock_wait_s):
                 restored = backup_adapter.restore(
                     path=path,
@@ -163,7 +149,6 @@ def backups(
     invocation: Invocation,
     settings: Settings,
     console: Console,
-    options: BackupOptions | None = None,
 ) -> Result:
     """List the environment's backups: age, size, and the migrations each one holds."""
     project = load_project(invocation)
@@ -211,6 +196,62 @@ def on_demand_policy(project: Project) -> BackupPolicy:
     return policy
 
 
+def backup_gate(
+    project: Project,
+    settings: Settings,
+    *,
+    session: postgres.PgSession,
+    rendered: Sequence[tuple[MigrationFile, Rendered | None]],
+    console: Console,
+) -> tuple[BackupArtifact | None, list[Notice]]:
+    """The backup before the first migration (or down) runs, under the lock.
+
+    A required backup that fails stops everything (`BackupFailed`, exit 2: nothing was applied);
+    one that is not required is reported and the run goes on.
+    """
+    policy = project.environment.backup
+    if policy is None or policy.mode == "none":
+        return None, []
+    config = project.manifest.migrations
+    history = [
+        f"{config.schema}.{name}"
+        for name in (config.table, "hmig_history", "hmig_audit", "hmig_meta", "hmig_progress")
+    ]
+    scope = planning.backup_scope(policy.mode, rendered, history_tables=history)
+    notices: list[Notice] = []
+    if policy.mode == "tables" and scope.tables is None:
+        notices.append(Notice(code="backup-full", message=f"backup: {scope.reason}"))
+    console.line(f"Taking a backup before the first migration ({scope.reason}) …")
+    try:
+        artifact = take_backup(
+            project,
+            settings,
+            session=session,
+            conninfo=session.conninfo,
+            policy=policy,
+            tables=scope.tables,
+        )
+    except HmigError as exc:
+        if policy.required:
+            raise BackupFailed(
+                f"the required backup failed, so no migration was applied: {exc.message}",
+                hint=exc.hint
+                or "Fix the cause, or set backup.required: false for this environment.",
+            ) from exc
+        notices.append(
+            Notice(
+                code="backup-skipped",
+                message=f"the backup failed; it is not required (backup.required: false), so "
+                f"the migrations ran without one: {exc.message}",
+            )
+        )
+        return None, notices
+    for text in artifact_lines(artifact):
+        console.line(text)
+    notices.extend(backup_notices(project, artifact))
+    return artifact, notices
+
+
 def take_backup(
     project: Project,
     settings: Settings,
@@ -249,23 +290,6 @@ def backup_notices(project: Project, artifact: BackupArtifact) -> list[Notice]:
     ]
 
 
-def artifact_report(artifact: BackupArtifact) -> dict[str, Any]:
-    """The artifact as the JSON report shows it."""
-    return {
-        "path": str(artifact.path),
-        "bytes": artifact.bytes,
-        "sha256": artifact.sha256,
-        "mode": artifact.mode,
-        "format": artifact.format,
-        "pg_dump_version": artifact.pg_dump_version,
-        "server_version": artifact.server_version,
-        "duration_ms": round(artifact.duration_ms, 1),
-        "verified": artifact.verified,
-        "tables": list(artifact.tables),
-        "encrypted": artifact.encrypted,
-    }
-
-
 def artifact_lines(artifact: BackupArtifact) -> list[str]:
     """Human lines for a backup taken."""
     what = artifact.mode + (f" ({', '.join(artifact.tables)})" if artifact.tables else "")
@@ -294,37 +318,6 @@ def restored_report(restored: backup_adapter.Restored, *, database: str) -> dict
 
 
 @contextmanager
-def _connected(
-    project: Project,
-    settings: Settings,
-    console: Console,
-    invocation: Invocation,
-    *,
-    check: bool = False,
-) -> Iterator[tuple[postgres.PgSession, str]]:
-    """The session and its connection string: pg_dump needs the string, not the session.
-
-    A backup may read a hot standby, so only `restore` (check) runs the target checks.
-    """
-    spec = project.environment.database
-    if spec is not None and spec.embedded:
-        conninfo = embedded.start(project.manifest.base_dir, database=spec.embedded_name)
-        described = postgres.describe(conninfo)
-        target = Target(host="embedded", port=None, database=described.database, user=None)
-    else:
-        conninfo = conninfo_for(project.environment, settings)
-        target = postgres.describe(conninfo)
-    session = postgres.connect(conninfo, target=target)
-    try:
-        console.line(reporting.header(invocation.command, project.environment.name, session.target))
-        if check:
-            postgres.check_target(session)
-        yield session, conninfo
-    finally:
-        session.close()
-
-
-@contextmanager
 def _session(conninfo: str, like: Target, *, database: str) -> Iterator[postgres.PgSession]:
     target = dataclasses.replace(like, database=database, server_version=None)
     session = postgres.connect(conninfo, target=target)
@@ -345,22 +338,20 @@ def _archive_path(path: Path | None) -> Path:
     return path.resolve()
 
 
-def _confirm_restore(
-    project: Project, session: postgres.PgSession, invocation: Invocation, options: BackupOptions
-) -> None:
+def _confirm_restore(project: Project, session: postgres.PgSession, invocation: Invocation) -> None:
     """Restoring over a database replaces its data: the user must name what they replace."""
     name = project.environment.name
     where = session.target.describe()
     needed = f"--yes --confirm {name}" + (" --force" if project.environment.protected else "")
-    if not invocation.yes or options.confirm != name:
-        got = f" (--confirm was {options.confirm!r})" if options.confirm else ""
+    if not invocation.yes or invocation.confirm != name:
+        got = f" (--confirm was {invocation.confirm!r})" if invocation.confirm else ""
         raise Refused(
             f"restoring replaces the data of {where} (environment {name!r}): it needs --yes "
             f"and --confirm {name}{got}",
             hint=f"Check the target above, then run again with {needed}; or restore into a "
             "new database with --into-database NAME.",
         )
-    if project.environment.protected and not options.force:
+    if project.environment.protected and not invocation.force:
         raise Refused(
             f"environment {name!r} is protected: restoring over {where} also needs --force",
             hint=f"Run again with {needed}.",

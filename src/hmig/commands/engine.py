@@ -25,6 +25,7 @@ from hmig.commands._common import (
     render_pending,
     run_context,
 )
+from hmig.commands.backup import backup_gate
 from hmig.lint import LintReport
 from hmig.model import (
     Finding,
@@ -109,6 +110,7 @@ def plan(invocation: Invocation, settings: Settings, console: Console) -> Result
         outcome = Outcome.OK if preview.rendered else Outcome.NOTHING_TO_DO
         if preview.rendered:
             console.line(_lint_line(project, preview))
+            console.line(_backup_line(project, preview))
         if preview.lint.failed:
             outcome = Outcome.FAILED
         return make_result(
@@ -154,8 +156,19 @@ def apply(invocation: Invocation, settings: Settings, console: Console) -> Resul
                     console.line(_lint_line(project, preview))
                 if preview.lint.failed:
                     return _lint_failed(invocation, project, session.target, plan_, preview)
+                artifact, backup_notices = (
+                    backup_gate(
+                        project,
+                        settings,
+                        session=session,
+                        rendered=preview.rendered,
+                        console=console,
+                    )
+                    if plan_.to_run
+                    else (None, [])
+                )
                 adopted = _bookkeep(session, tables, project, history, context)
-                notices = (*plan_.notices, *preview.notices, *adopted)
+                notices = (*plan_.notices, *preview.notices, *backup_notices, *adopted)
                 print_notices(console, notices)
                 run = _run(project, session, tables, plan_, history, context, console, bridge)
             session.begin(read_only=True)
@@ -176,6 +189,7 @@ def apply(invocation: Invocation, settings: Settings, console: Console) -> Resul
             run=run,
             notices=notices,
             findings=_all_findings(preview),
+            backup=artifact,
         )
 
 
@@ -273,6 +287,19 @@ def _lint_line(project: Project, preview: _Preview) -> str:
         failed=preview.lint.failed,
         fail_on=project.environment.lint.fail_on,
     )
+
+
+def _backup_line(project: Project, preview: _Preview) -> str:
+    """What apply will back up first, and why (for `backup.mode: tables`, which tables)."""
+    policy = project.environment.backup
+    if policy is None or policy.mode == "none":
+        return "Backup: none before apply (backup.mode: none)."
+    config = project.manifest.migrations
+    scope = planning.backup_scope(
+        policy.mode, preview.rendered, history_tables=[f"{config.schema}.{config.table}"]
+    )
+    required = "required" if policy.required else "not required"
+    return f"Backup before apply ({required}, verify: {policy.verify}): {scope.reason}."
 
 
 def _lint_failed(

@@ -24,8 +24,10 @@ from hmig.commands._common import (
     load_project,
     make_result,
     optional_bridge,
+    print_notices,
     run_context,
 )
+from hmig.commands.backup import backup_gate
 from hmig.errors import HmigError, JsMigrationError, Refused
 from hmig.model import (
     History,
@@ -74,6 +76,11 @@ def rollback(invocation: Invocation, settings: Settings, console: Console) -> Re
                 downs = _render_downs(session, bridge, targets)
                 if invocation.dry_run:
                     return _preview(invocation, project, session.target, downs, console)
+                # The guide: "Always backup before rollback".
+                artifact, notices = backup_gate(
+                    project, settings, session=session, rendered=list(downs), console=console
+                )
+                print_notices(console, notices)
                 console.line(f"Rolling back {len(targets)} migration(s), newest first.")
                 run = execution.apply(
                     targets,
@@ -110,6 +117,8 @@ def rollback(invocation: Invocation, settings: Settings, console: Console) -> Re
             plan=left,
             pending=[(m, None) for m in left.pending],
             run=run,
+            notices=notices,
+            backup=artifact,
         )
 
 

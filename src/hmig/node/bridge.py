@@ -2,11 +2,13 @@
 
 `NodeBridge` runs one Node process (`bridge/bridge.mjs`) for a whole hmig run: `start` imports
 every JS migration in order, so shorthands accumulate as node-pg-migrate's runner accumulates
-them, and `render` replays node-pg-migrate's `Migration.apply` for one file and direction. While
-a migration runs, its `pgm.db.query/select` calls come back here and go to the caller's
-`QueryFn`, i.e. to hmig's connection inside the migration's transaction. This module never
-opens a database connection, never executes the SQL it returns, starts Node only through
-`hmig._subprocess`, and reads no environment but the mapping it is given.
+them, and `render` replays node-pg-migrate's `Migration.apply` for one file and direction. Every
+file is imported with jiti, as node-pg-migrate 9 imports it: `.js`, `.cjs`, `.mjs` and
+TypeScript (`.ts`, `.cts`, `.mts`) alike. While a migration runs, its `pgm.db.query/select`
+calls come back here and go to the caller's `QueryFn`, i.e. to hmig's connection inside the
+migration's transaction. This module never opens a database connection, never executes the SQL
+it returns, starts Node only through `hmig._subprocess`, and reads no environment but the
+mapping it is given.
 
 Protocol: one JSON document per line, requests on Node's stdin, replies on its stdout.
 
@@ -15,13 +17,20 @@ Protocol: one JSON document per line, requests on Node's stdin, replies on its s
   reply `{"type":"loaded","id":N}` or `{"type":"failed","id":N,"error":ERROR}`.
 - hmig → Node: `{"type":"render","id":N,"file":ABSPATH,"direction":"up"|"down"}`;
   reply `{"type":"rendered","id":N,"steps":[SQL,...],"transactional":BOOL}` or `failed`.
-- While rendering, Node → hmig: `{"type":"query","id":N,"qid":Q,"text":SQL,"values":[...]}`
-  with values encoded as pg's client would send them (text or null; bytes as
-  `{"$hmig":"bytes","value":HEX}`); hmig → Node: `{"type":"result","qid":Q,"ok":true,
-  "rows":[...],"rowCount":R,"fields":[NAME,...]}` or `{"type":"result","qid":Q,"ok":false,
-  "error":{"message","code","detail","hint","position","severity"}}`. Row values that JSON
-  cannot carry are tagged (`{"$hmig":"timestamp"|"date"|"bytes"|"float"|"object","value":…}`)
-  and revived by Node into what pg's type parsers would give (Date, Buffer, number, object).
+- While rendering, Node → hmig: `{"type":"query","id":N,"qid":Q,"text":SQL,"values":[...]}`,
+  one `pgm.db.query/select` call, its values converted by pg's `utils.prepareValue` (text or
+  null; a Buffer as `{"$hmig":"bytes","value":HEX}`). No values: the simple query protocol, as
+  pg uses it, so SQL may hold several statements.
+  hmig → Node: `{"type":"result","qid":Q,"ok":true,"results":[RESULT,...]}`, one RESULT per
+  statement, raw as the server sent it: `{"command":TAG,"fields":[FIELD,...]|null,
+  "rows":[[TEXT|null,...],...]}`. TAG is the CommandComplete tag (`"SELECT 2"`, `"INSERT 0 1"`;
+  null for an empty query); FIELD is `[name,tableID,columnID,dataTypeID,dataTypeSize,
+  dataTypeModifier]` (`fields` is null when the statement sent no row description); every value
+  is the server's text output. Node feeds these to pg's own `Query` and `Result` (pg's type
+  parsers, `rowMode: 'array'`, an array of results for several statements), so the migration
+  gets exactly what pg's `client.query` resolves with.
+  Or `{"type":"result","qid":Q,"ok":false,"error":{"message","code","detail","hint",
+  "position","severity"}}`, which Node turns into pg's `DatabaseError` and rejects with.
 - Node → hmig at any time: `{"type":"log","level":LEVEL,"text":TEXT}` (a migration's console
   output and node-pg-migrate's logger); collected in `NodeBridge.logs`, never required.
 - ERROR is `{"message","name","stack","code","queryId","line","column"}`; `line` is the first
@@ -32,15 +41,12 @@ Protocol: one JSON document per line, requests on Node's stdin, replies on its s
 from __future__ import annotations
 
 import json
-import math
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final
@@ -57,7 +63,6 @@ BRIDGE_DIR: Final = Path(__file__).resolve().parent / "bridge"
 Message = dict[str, Any]
 
 _NO_TRANSACTION_REASON: Final = "pgm.noTransaction()"
-_MAX_SAFE_INTEGER: Final = 2**53 - 1  # beyond this JS numbers lose digits; pg gives int8 as text
 _STDERR_LINES: Final = 40
 _STDERR_CHARS: Final = 4000
 _EXIT_GRACE_S: Final = 5.0
@@ -307,7 +312,7 @@ class NodeBridge:
             return
         values = [_from_js(value) for value in message.get("values") or []]
         try:
-            result = query(str(message.get("text")), values)
+            results = query(str(message.get("text")), values)
         except StatementFailed as exc:
             if isinstance(qid, int):
                 self._failed_queries[qid] = exc
@@ -318,7 +323,7 @@ class NodeBridge:
             # waits for this answer, so the bridge cannot be used again.
             self._abandon("a pgm.db query was interrupted")
             raise
-        self._send(_result_to_js(qid, result))
+        self._send(_results_to_js(qid, results))
 
     def _js_error(self, migration: MigrationFile, error: object) -> JsMigrationError:
         info = error if isinstance(error, dict) else {}
@@ -412,42 +417,21 @@ def _error_to_js(exc: StatementFailed) -> Message:
     }
 
 
-def _result_to_js(qid: object, result: QueryResult) -> Message:
+def _results_to_js(qid: object, results: Sequence[QueryResult]) -> Message:
+    """The server's raw answer; Node parses it as pg's client parses the wire messages."""
     return {
         "type": "result",
         "qid": qid,
         "ok": True,
-        "rows": [{str(k): _to_js(v) for k, v in row.items()} for row in result.rows],
-        "rowCount": result.row_count,
-        "fields": list(result.fields),
+        "results": [
+            {
+                "command": result.command,
+                "fields": None if result.fields is None else [list(f) for f in result.fields],
+                "rows": [list(row) for row in result.rows],
+            }
+            for result in results
+        ],
     }
-
-
-def _to_js(value: object) -> object:
-    """A row value as JSON; Node turns the tagged ones into what pg's type parsers return."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return value if abs(value) <= _MAX_SAFE_INTEGER else str(value)
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        return {"$hmig": "float", "value": text}
-    if isinstance(value, Decimal):
-        return str(value)  # pg returns numeric as a string
-    if isinstance(value, datetime):
-        return {"$hmig": "timestamp", "value": value.isoformat()}
-    if isinstance(value, date):
-        return {"$hmig": "date", "value": value.isoformat()}
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"$hmig": "bytes", "value": bytes(value).hex()}
-    if isinstance(value, Mapping):
-        obj = {str(k): _to_js(v) for k, v in value.items()}
-        return {"$hmig": "object", "value": obj} if "$hmig" in obj else obj
-    if isinstance(value, list | tuple):
-        return [_to_js(v) for v in value]
-    return str(value)  # UUID, time, interval, inet, ...: pg returns these as text too
 
 
 def _from_js(value: object) -> object:

@@ -7,18 +7,19 @@ non-transactional statement is never wrapped by accident.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row
+from psycopg.pq import ExecStatus, TransactionStatus
+from psycopg.pq.abc import PGresult
 
 from hmig.errors import ConnectionFailed, LockNotAcquired, Refused, StatementFailed
 from hmig.model import QueryResult, Target
@@ -53,9 +54,12 @@ def describe(conninfo: str) -> Target:
 class PgSession:
     """One connection to the target; implements the core's `Session` port."""
 
-    def __init__(self, conn: psycopg.Connection[Any], target: Target) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], target: Target, conninfo: str) -> None:
         self._conn = conn
         self.target = target
+        # Kept for the tools that need their own connection (pg_dump); holds the password, so
+        # it is never printed or put in a report.
+        self.conninfo = conninfo
 
     # -- Session port ------------------------------------------------------------------------
 
@@ -104,16 +108,79 @@ class PgSession:
         except psycopg.Error as exc:
             raise statement_failed(exc) from exc
 
-    def query(self, sql_text: str, params: Sequence[object]) -> QueryResult:
-        """A `.js` migration's `pgm.db.query`: `$1` placeholders, as node-postgres sends them."""
+    def query(self, sql_text: str, params: Sequence[object]) -> list[QueryResult]:
+        """A `.js` migration's `pgm.db.query`, answered as node-postgres receives the answer.
+
+        With parameters: `$1` placeholders, the extended protocol, each value bound as pg's
+        client binds it (text of unknown type, `bytes` for a Buffer). Without: the simple query
+        protocol, so a multi-statement text answers with one result per statement. Values stay
+        the server's text and columns keep their type OIDs: the Node side parses them with
+        node-postgres's own type parsers.
+
+        In an open transaction the query runs in a savepoint, so a failure the migration
+        catches undoes only that query instead of aborting the transaction. Text that manages
+        transactions or savepoints itself runs bare: releasing hmig's savepoint after it would
+        release the migration's own savepoints too.
+        """
+        conn = self._conn
+        guarded = conn.info.transaction_status == TransactionStatus.INTRANS and not re.search(
+            r"(?:^|;)(?:\s|--[^\n]*|/\*.*?\*/)*"
+            r"(?:savepoint|release|rollback|commit|begin|start|end|abort)\b",
+            sql_text,
+            re.IGNORECASE | re.DOTALL,
+        )
+        encoding = conn.info.encoding
+
+        def text(value: bytes | None) -> str | None:
+            return None if value is None else value.decode(encoding, "replace")
+
+        def raw(res: PGresult) -> QueryResult:
+            columns = range(res.nfields)
+            return QueryResult(
+                command=None if res.status == ExecStatus.EMPTY_QUERY else text(res.command_status),
+                fields=tuple(
+                    (
+                        text(res.fname(c)) or "",
+                        res.ftable(c),
+                        res.ftablecol(c),
+                        res.ftype(c),
+                        res.fsize(c),
+                        res.fmod(c),
+                    )
+                    for c in columns
+                )
+                if res.status == ExecStatus.TUPLES_OK
+                else None,
+                rows=tuple(
+                    tuple(text(res.get_value(r, c)) for c in columns) for r in range(res.ntuples)
+                ),
+            )
+
         try:
-            with psycopg.RawCursor(self._conn, row_factory=dict_row) as cursor:
-                cursor.execute(sql_text.encode("utf-8"), list(params) or None)
-                rows = tuple(cursor.fetchall()) if cursor.description else ()
-                fields = tuple(c.name for c in cursor.description or ())
-                return QueryResult(rows=rows, row_count=max(cursor.rowcount, 0), fields=fields)
-        except psycopg.Error as exc:
-            raise statement_failed(exc) from exc
+            with self.savepoint() if guarded else nullcontext():
+                try:
+                    with psycopg.RawCursor(conn) as cursor:
+                        cursor.execute(
+                            sql_text.encode("utf-8"), list(params) or None, prepare=False
+                        )
+                        results = []
+                        while cursor.pgresult is not None:
+                            results.append(raw(cursor.pgresult))
+                            if not cursor.nextset():
+                                break
+                        return results
+                except psycopg.Error as exc:
+                    raise statement_failed(exc) from exc
+        except StatementFailed:
+            # savepoint() rolled back to its savepoint but keeps it; release it, or an outer
+            # `savepoint()` would later roll back (or release) this one instead of its own.
+            if (
+                guarded
+                and self.usable()
+                and conn.info.transaction_status == TransactionStatus.INTRANS
+            ):
+                self._run(sql.SQL("RELEASE SAVEPOINT hmig_savepoint"))
+            raise
 
     def lock_holders(self, relations: Sequence[str]) -> list[str]:
         """Who holds locks on these relations, in words, for the retry log."""
@@ -201,7 +268,7 @@ def connect(conninfo: str, *, target: Target, connect_timeout_s: int = 10) -> Pg
             f"cannot connect to {target.describe()}: {reason}",
             hint="Check that the server is running and the URL, user and password are right.",
         ) from exc
-    session = PgSession(conn, target)
+    session = PgSession(conn, target, conninfo)
     return PgSession(
         conn,
         Target(
@@ -211,6 +278,7 @@ def connect(conninfo: str, *, target: Target, connect_timeout_s: int = 10) -> Pg
             user=conn.info.user,
             server_version=session.server_version(),
         ),
+        conninfo,
     )
 
 

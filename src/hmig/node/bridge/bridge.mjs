@@ -15,7 +15,10 @@ import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
 
 import { createJiti } from 'jiti';
+import { db as nodePgMigrateDb } from 'node-pg-migrate/db';
 import { MigrationBuilder } from 'node-pg-migrate/migrationBuilder';
+import Query from 'pg/lib/query.js';
+import TypeOverrides from 'pg/lib/type-overrides.js';
 import pgUtils from 'pg/lib/utils.js';
 
 // --- protocol output: keep stdout for protocol messages only -------------------------------
@@ -66,106 +69,133 @@ async function load(file) {
 }
 
 // --- pgm.db proxied to hmig -----------------------------------------------------------------
+//
+// node-pg-migrate's runner gives MigrationBuilder `db(client)` (src/db.ts), whose query calls
+// pg's `client.query`. Here the same `db` wraps a client whose wire is hmig: pg's own `Query`
+// normalizes the call and, fed the server's raw answer, builds pg's own `Result` with pg's type
+// parsers. Only the bytes between client and server travel through hmig.
+
+const require = createRequire(import.meta.url);
+// pg's own copy of pg-protocol: the classes its parser builds from the server's messages.
+const { DatabaseError, Field } = createRequire(require.resolve('pg'))('pg-protocol/dist/messages.js');
 
 let nextQueryId = 1;
 const pendingQueries = new Map();
 
-/** Encode a value the way pg's client would send it: text, null, or bytes. */
+/** A parameter as pg's client binds it (Query.prepare → utils.prepareValue): text, null, bytes. */
 function encodeParameter(value) {
   const prepared = pgUtils.prepareValue(value);
   if (Buffer.isBuffer(prepared)) return { $hmig: 'bytes', value: prepared.toString('hex') };
   return prepared;
 }
 
-/** Turn hmig's JSON row values back into what pg's type parsers would have produced. */
-function decodeValue(value) {
-  if (Array.isArray(value)) return value.map(decodeValue);
-  if (value === null || typeof value !== 'object') return value;
-  if (typeof value.$hmig === 'string') {
-    switch (value.$hmig) {
-      case 'bytes':
-        return Buffer.from(value.value, 'hex');
-      case 'timestamp':
-        return new Date(value.value);
-      case 'date': {
-        // pg-types parses `date` as local midnight.
-        const [y, m, d] = value.value.split('-').map(Number);
-        return new Date(y, m - 1, d);
-      }
-      case 'float':
-        return Number(value.value);
-      case 'object':
-        return decodeObject(value.value);
-      default:
-        return value.value;
-    }
-  }
-  return decodeObject(value);
-}
+/** The fields pg-protocol's parser sets on every DatabaseError (undefined when not sent). */
+const ERROR_FIELDS = [
+  'severity',
+  'code',
+  'detail',
+  'hint',
+  'position',
+  'internalPosition',
+  'internalQuery',
+  'where',
+  'schema',
+  'table',
+  'column',
+  'dataType',
+  'constraint',
+  'file',
+  'line',
+  'routine',
+];
 
-function decodeObject(value) {
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, decodeValue(v)]));
-}
-
-/** An Error shaped like pg's DatabaseError, so migrations can inspect `code`. */
+/** What pg-protocol's parser builds from an ErrorResponse, with what hmig knows of it. */
 function databaseError(qid, error) {
-  const err = new Error(error.message);
-  err.name = 'error';
-  for (const key of ['severity', 'code', 'detail', 'hint', 'position']) {
-    if (error[key] !== undefined && error[key] !== null) err[key] = error[key];
-  }
+  const err = new DatabaseError(error.message, undefined, 'error');
+  for (const key of ERROR_FIELDS) err[key] = error[key] ?? undefined;
   Object.defineProperty(err, 'hmigQueryId', { value: qid, enumerable: false });
   return err;
 }
 
-/** The `db` node-pg-migrate's runner passes to MigrationBuilder, bound to one render. */
-function makeDb(renderId) {
-  const query = (queryTextOrConfig, values) =>
-    new Promise((resolve, reject) => {
-      const isConfig = typeof queryTextOrConfig === 'object' && queryTextOrConfig !== null;
-      const text = isConfig ? queryTextOrConfig.text : queryTextOrConfig;
-      const params = isConfig ? (queryTextOrConfig.values ?? values) : values;
-      if (typeof text !== 'string') {
-        reject(new TypeError('Client was passed a null or undefined query'));
-        return;
-      }
-      if (params !== undefined && params !== null && !Array.isArray(params)) {
-        reject(new TypeError('Query values must be an array'));
-        return;
-      }
-      const qid = nextQueryId++;
-      pendingQueries.set(qid, { text, resolve, reject });
-      send({
-        type: 'query',
-        id: renderId,
-        qid,
-        text,
-        values: (params ?? []).map(encodeParameter),
-      });
-    });
-  const select = async (queryTextOrConfig, values) => {
-    const { rows } = await query(queryTextOrConfig, values);
-    return rows;
-  };
-  return { query, select };
-}
-
-function settleQuery(message) {
-  const pending = pendingQueries.get(message.qid);
-  if (!pending) return;
-  pendingQueries.delete(message.qid);
-  if (message.ok) {
-    pending.resolve({
-      rows: message.rows.map(decodeObject),
-      rowCount: message.rowCount,
-      fields: message.fields.map((name) => ({ name })),
-    });
+/** Send one query to hmig, as pg's Query.submit would send it to the server. */
+function submit(renderId, query) {
+  let error = null;
+  let values = [];
+  if (typeof query.text !== 'string' && typeof query.name !== 'string') {
+    error = new Error('A query must have either text or a name. Supplying neither is unsupported.');
+  } else if (typeof query.text !== 'string') {
+    error = new Error('pgm.db cannot run a prepared statement by name alone (hmig): pass its text');
+  } else if (query.values && !Array.isArray(query.values)) {
+    error = new Error('Query values must be an array');
+  } else if (query.binary) {
+    error = new Error('pgm.db does not support binary results (hmig)');
+  } else if (query.requiresPreparation()) {
+    try {
+      values = (query.values ?? []).map(encodeParameter);
+    } catch (err) {
+      error = err;
+    }
+  }
+  if (error) {
+    process.nextTick(() => query.handleError(error, null));
     return;
   }
-  const err = databaseError(message.qid, message.error);
-  // Same report node-pg-migrate's db.ts logs before rethrowing.
-  logger.error(`Error executing:\n${pending.text}\n${err}\n`);
-  pending.reject(err);
+  const qid = nextQueryId++;
+  pendingQueries.set(qid, query);
+  send({ type: 'query', id: renderId, qid, text: query.text, values });
+}
+
+/** pg's Client.query (pg/lib/client.js), with hmig in place of the connection. */
+function makeClient(renderId) {
+  const types = new TypeOverrides();
+  return {
+    query(config, values, callback) {
+      if (config == null) throw new TypeError('Client was passed a null or undefined query');
+      if (typeof config.submit === 'function') {
+        throw new TypeError('pgm.db does not support custom query objects such as pg-cursor (hmig)');
+      }
+      const query = new Query(config, values, callback);
+      let result;
+      if (!query.callback) {
+        result = new Promise((resolve, reject) => {
+          query.callback = (err, res) => (err ? reject(err) : resolve(res));
+        }).catch((err) => {
+          Error.captureStackTrace(err);
+          throw err;
+        });
+      } else if (typeof query.callback !== 'function') {
+        throw new TypeError('callback is not a function');
+      }
+      if (query._result && !query._result._types) query._result._types = types;
+      submit(renderId, query);
+      return result;
+    },
+  };
+}
+
+/** The `db` node-pg-migrate's runner passes to MigrationBuilder, bound to one render. */
+function makeDb(renderId) {
+  return nodePgMigrateDb(makeClient(renderId), logger);
+}
+
+/** hmig's answer, replayed into the Query as the messages pg-protocol would have parsed. */
+function settleQuery(message) {
+  const query = pendingQueries.get(message.qid);
+  if (!query) return;
+  pendingQueries.delete(message.qid);
+  if (!message.ok) {
+    query.handleError(databaseError(message.qid, message.error), null);
+    return;
+  }
+  for (const { command, fields, rows } of message.results) {
+    if (fields !== null) {
+      query.handleRowDescription({ fields: fields.map((field) => new Field(...field, 'text')) });
+    }
+    for (const row of rows) query.handleDataRow({ fields: row });
+    if (command === null) query.handleEmptyQuery(null);
+    else query.handleCommandComplete({ text: command }, null);
+  }
+  query.handleReadyForQuery(null);
 }
 
 // --- rendering: node-pg-migrate 9's Migration.apply/_getAction/_apply -----------------------
@@ -303,6 +333,5 @@ input.on('line', (line) => {
 // hmig closing stdin is the signal to stop.
 input.on('close', () => process.exit(0));
 
-const require = createRequire(import.meta.url);
 const { version } = JSON.parse(readFileSync(require.resolve('node-pg-migrate/package.json'), 'utf8'));
 send({ type: 'ready', node: process.versions.node, nodePgMigrate: version });
