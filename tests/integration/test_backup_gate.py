@@ -30,6 +30,10 @@ def test_apply__required_backup__taken_verified_and_reported(project: Project) -
     assert path.parent == project.root / "backups"
     assert "Taking a backup before the first migration" in run.err
     assert run.err.index("✓ Backup") < run.err.index("→ Running 001_a")
+    assert project.database is not None
+    assert project.database.rows(
+        "SELECT action, name, checksum FROM hmig_audit WHERE action = 'backup'"
+    ) == [("backup", path.name, backup["sha256"])]
 
 
 def test_apply__required_backup_fails__exit_2_nothing_applied(project: Project) -> None:

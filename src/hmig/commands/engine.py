@@ -28,6 +28,7 @@ from hmig.commands._common import (
 from hmig.commands.backup import backup_gate
 from hmig.lint import LintReport
 from hmig.model import (
+    BackupArtifact,
     Finding,
     History,
     Kind,
@@ -167,7 +168,7 @@ def apply(invocation: Invocation, settings: Settings, console: Console) -> Resul
                     if plan_.to_run
                     else (None, [])
                 )
-                adopted = _bookkeep(session, tables, project, history, context)
+                adopted = _bookkeep(session, tables, project, history, context, artifact)
                 notices = (*plan_.notices, *preview.notices, *backup_notices, *adopted)
                 print_notices(console, notices)
                 run = _run(project, session, tables, plan_, history, context, console, bridge)
@@ -256,12 +257,15 @@ def _bookkeep(
     project: Project,
     history: History,
     context: RunContext,
+    artifact: BackupArtifact | None,
 ) -> tuple[Notice, ...]:
-    """Create hmig's tables when missing and adopt rows other tools wrote (one transaction)."""
+    """Create hmig's tables when missing, adopt rows other tools wrote, log the backup."""
     session.begin()
     try:
         tables.ensure()
         adopted_names = tables.adopt({f.name: f for f in project.files}, history, context)
+        if artifact is not None:
+            tables.record_backup(artifact=artifact, context=context)
         session.commit()
     except BaseException:
         session.rollback()

@@ -30,6 +30,7 @@ from hmig.commands._common import (
 from hmig.commands.backup import backup_gate
 from hmig.errors import HmigError, JsMigrationError, Refused
 from hmig.model import (
+    BackupArtifact,
     History,
     Kind,
     MigrationFile,
@@ -37,6 +38,7 @@ from hmig.model import (
     Ran,
     Rendered,
     Retry,
+    RunContext,
     RunReport,
     Target,
     TransactionMode,
@@ -81,6 +83,8 @@ def rollback(invocation: Invocation, settings: Settings, console: Console) -> Re
                     project, settings, session=session, rendered=list(downs), console=console
                 )
                 print_notices(console, notices)
+                if artifact is not None:
+                    _log_backup(session, tables, artifact, context)
                 console.line(f"Rolling back {len(targets)} migration(s), newest first.")
                 run = execution.apply(
                     targets,
@@ -254,6 +258,21 @@ def _git_author(settings: Settings) -> str | None:
     except HmigError:
         return None
     return completed.stdout.strip() or None if completed.returncode == 0 else None
+
+
+def _log_backup(
+    session: postgres.PgSession,
+    tables: postgres.HistoryTables,
+    artifact: BackupArtifact,
+    context: RunContext,
+) -> None:
+    session.begin()
+    try:
+        tables.record_backup(artifact=artifact, context=context)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 # --- helpers ----------------------------------------------------------------------------------

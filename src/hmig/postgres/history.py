@@ -11,6 +11,7 @@ from psycopg import sql
 
 from hmig.model import (
     Applied,
+    BackupArtifact,
     History,
     MigrationFile,
     Recorded,
@@ -154,6 +155,15 @@ class HistoryTables:
             },
         )
         self._audit("repair", name, checksum, detail, context)
+
+    def record_backup(self, *, artifact: BackupArtifact, context: RunContext) -> None:
+        """Log the backup taken before migrations, so the audit says which file to restore."""
+        detail = (
+            f"{artifact.path} ({artifact.bytes} bytes, {artifact.mode}, {artifact.format}, "
+            f"verified: {artifact.verified}, pg_dump {artifact.pg_dump_version}, "
+            f"PostgreSQL {artifact.server_version}, {artifact.duration_ms:.0f} ms)"
+        )
+        self._audit("backup", artifact.path.name, artifact.sha256, detail, context)
 
     def _audit(
         self,

@@ -35,7 +35,7 @@ COMMENT ON TABLE {schema}.hmig_progress IS
 CREATE TABLE IF NOT EXISTS {schema}.hmig_audit (
   id bigserial PRIMARY KEY,
   at timestamptz NOT NULL DEFAULT now(),
-  action text NOT NULL CHECK (action IN ('apply', 'rollback', 'baseline', 'repair', 'adopt')),
+  action text NOT NULL CHECK (action IN ('apply', 'rollback', 'baseline', 'repair', 'adopt', 'backup')),
   name varchar(255) NOT NULL,
   checksum text,
   detail text,
