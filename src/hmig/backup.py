@@ -360,8 +360,8 @@ def _check_free_space(folder: Path, *, needed: int) -> None:
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise HmigError(
-            f"not enough free space for the backup in {folder}: {_size(free)} free, the "
-            f"backup may need up to {_size(needed)} (the database's size)",
+            f"not enough free space for the backup in {folder}: {human_size(free)} free, the "
+            f"backup may need up to {human_size(needed)} (the database's size)",
             hint="Free space there, or set backup.dir to a folder on a larger disk. Nothing "
             "was dumped.",
         )
@@ -1184,7 +1184,8 @@ def _major(version: str) -> int:
     return int(head.group(0))
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
+    """`1.4 GiB`: sizes as the backup lines and errors show them."""
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024:

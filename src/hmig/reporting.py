@@ -86,6 +86,8 @@ def build_report(
         "warnings": [_notice(n) for n in notices],
         "findings": [_finding(f) for f in findings],
         "backup": backup_report(backup) if backup else None,
+        "restored": None,  # `restore` fills these two in
+        "backups": None,
         "error": _error(error) if error else None,
     }
 

@@ -20,8 +20,8 @@ from typing import Any
 import pyrage
 import pytest
 
+import hmig.commands.recovery as commands
 from hmig import _subprocess, backup, binaries
-from hmig.commands import backup as commands
 from hmig.commands._common import Invocation
 from hmig.errors import ExitCode, HmigError, Refused, ToolMissing
 from hmig.model import BackupPolicy

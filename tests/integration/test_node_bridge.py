@@ -5,13 +5,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import stat
+import textwrap
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -61,14 +59,30 @@ def open_bridge(timeout_s: float = 30.0) -> NodeBridge:
     return NodeBridge(node=find_node(env), bridge_dir=BRIDGE_DIR, env=env, timeout_s=timeout_s)
 
 
+# Type OIDs (pg_type.oid), as the server describes columns.
+INT4, INT8, TEXT, BYTEA, DATE, TIMESTAMPTZ = 23, 20, 25, 17, 1082, 1184
+NUMERIC, FLOAT8, UUID, JSONB = 1700, 701, 2950, 3802
+
+Answer = Sequence[QueryResult]
+
+
+def selected(columns: Sequence[tuple[str, int]], *rows: Sequence[str | None]) -> QueryResult:
+    """What the server sends for a SELECT: column names and types, every value as text."""
+    return QueryResult(
+        command=f"SELECT {len(rows)}",
+        fields=tuple((name, 0, 0, oid, -1, -1) for name, oid in columns),
+        rows=tuple(tuple(row) for row in rows),
+    )
+
+
 class FakeDb:
     """A QueryFn that records calls and answers with canned results or server errors."""
 
-    def __init__(self, answer: Callable[[str, Sequence[object]], QueryResult] | None = None):
+    def __init__(self, answer: Callable[[str, Sequence[object]], Answer] | None = None):
         self.calls: list[tuple[str, list[object]]] = []
         self._answer = answer
 
-    def __call__(self, text: str, values: Sequence[object]) -> QueryResult:
+    def __call__(self, text: str, values: Sequence[object]) -> Answer:
         self.calls.append((text, list(values)))
         if "missing_table" in text:
             raise StatementFailed(
@@ -76,10 +90,10 @@ class FakeDb:
             )
         if self._answer is not None:
             return self._answer(text, values)
-        return QueryResult(rows=(), row_count=0, fields=())
+        return [QueryResult(command="SELECT 0", fields=(), rows=())]
 
 
-def no_queries(text: str, values: Sequence[object]) -> QueryResult:
+def no_queries(text: str, values: Sequence[object]) -> Answer:
     raise AssertionError(f"unexpected query {text!r}")
 
 
@@ -155,10 +169,10 @@ def test_no_transaction(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
 def test_db_query_round_trip_decides_the_sql(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
     bridge, files = cjs
 
-    def answer(text: str, values: Sequence[object]) -> QueryResult:
+    def answer(text: str, values: Sequence[object]) -> Answer:
         if "count" in text:
-            return QueryResult(rows=({"n": 1},), row_count=1, fields=("n",))
-        return QueryResult(rows=({"name": "B"}, {"name": "C"}), row_count=2, fields=("name",))
+            return [selected([("n", INT4)], ["1"])]
+        return [selected([("name", TEXT)], ["B"], ["C"])]
 
     db = FakeDb(answer)
     rendered = bridge.render(by_name(files, "1700000000005"), direction="up", query=db)
@@ -169,7 +183,7 @@ def test_db_query_round_trip_decides_the_sql(cjs: tuple[NodeBridge, list[Migrati
     ]
     assert [s.sql for s in rendered.statements] == ["-- found 1 row(s), fields n, names B,C;"]
 
-    empty = FakeDb(lambda t, v: QueryResult(rows=({"n": 0},), row_count=1, fields=("n",)))
+    empty = FakeDb(lambda t, v: [selected([("n", INT4)], ["0"])])
     rendered = bridge.render(by_name(files, "1700000000005"), direction="up", query=empty)
     assert [s.sql for s in rendered.statements] == ["-- nothing found;"]
 
@@ -215,24 +229,28 @@ def test_async_up_is_awaited() -> None:
         ]
 
 
-def test_row_values_become_what_pg_would_return(
+def test_row_values_are_parsed_by_pg_type_parsers(
     cjs: tuple[NodeBridge, list[MigrationFile]],
 ) -> None:
+    # hmig hands over the server's text and each column's type; pg's own parsers do the rest.
     bridge, files = cjs
-    row = {
-        "ts": dt.datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC),
-        "day": dt.date(2024, 2, 29),
-        "num": Decimal("1.50"),
-        "big": 2**62,
-        "bytes": b"hi",
-        "json": {"a": [1, 2], "$hmig": "x"},
-        "nan": float("nan"),
-        "uuid": uuid.UUID(int=1),
-        "nil": None,
-    }
-    db = FakeDb(lambda t, v: QueryResult(rows=(row,), row_count=1, fields=tuple(row)))
+    columns_and_values = [
+        ("ts", TIMESTAMPTZ, "2024-01-02 03:04:05.123456+00"),
+        ("day", DATE, "2024-02-29"),
+        ("num", NUMERIC, "1.50"),
+        ("big", INT8, "4611686018427387904"),
+        ("bytes", BYTEA, "\\x6869"),
+        ("json", JSONB, '{"a": [1, 2], "$hmig": "x"}'),
+        ("nan", FLOAT8, "NaN"),
+        ("uuid", UUID, "00000000-0000-0000-0000-000000000001"),
+        ("nil", TEXT, None),
+    ]
+    columns = [(name, oid) for name, oid, _ in columns_and_values]
+    row = [value for _, _, value in columns_and_values]
+    db = FakeDb(lambda t, v: [selected(columns, row)])
     rendered = bridge.render(by_name(files, "1700000000011"), direction="up", query=db)
     _, values = db.calls[0]
+    # Parameters as pg binds them: prepareValue's text, a Buffer as bytes.
     assert values[0] == b"hi" and values[2] == "42"
     assert isinstance(values[1], str) and values[1].startswith("2024-01-02T")
     assert [s.sql for s in rendered.statements] == [
@@ -240,6 +258,92 @@ def test_row_values_become_what_pg_would_return(
         " big=string:4611686018427387904 bytes=true:hi json=2:x nan=true"
         " uuid=00000000-0000-0000-0000-000000000001 nil=true;"
     ]
+
+
+def test_result_is_shaped_as_pg_client_query_resolves(tmp_path: Path) -> None:
+    # pg's Query and Result, fed the server's raw answer: command/rowCount/oid from the tag,
+    # Field objects, rowMode 'array', one Result per statement, pg's call forms.
+    path = tmp_path / "1_shape.js"
+    path.write_text(
+        "exports.up = async (pgm) => {\n"
+        "  const out = [];\n"
+        "  const one = await pgm.db.query('SELECT a');\n"
+        "  out.push([one.command, one.rowCount, one.oid, one.constructor.name,\n"
+        "    one.fields[0].constructor.name, one.fields[0].dataTypeID, one.fields[0].format,\n"
+        "    JSON.stringify(one.rows)].map(String).join(' '));\n"
+        "  const ins = await pgm.db.query('INSERT b', ['x']);\n"
+        "  out.push([ins.command, ins.rowCount, ins.oid, JSON.stringify(ins.fields)].join(' '));\n"
+        "  const arr = await pgm.db.query({ text: 'SELECT a', rowMode: 'array' });\n"
+        "  out.push(JSON.stringify(arr.rows));\n"
+        "  const many = await pgm.db.query('SELECT a; INSERT b');\n"
+        "  out.push(`${Array.isArray(many)} ${many.map((r) => r.command).join(',')}`);\n"
+        "  out.push(String(await pgm.db.select('SELECT a; INSERT b')));\n"
+        "  const empty = await pgm.db.query('');\n"
+        "  out.push(`${empty.command} ${empty.rowCount} ${empty.rows.length}`);\n"
+        "  await pgm.db.query({ text: 'CONFIG', values: [1] }, [2]);\n"
+        "  await pgm.db.query({ text: 'CONFIG', values: [3] });\n"
+        "  pgm.sql(out.map((line) => `-- ${line}`).join('\\n'));\n"
+        "};\n"
+    )
+
+    def answer(text: str, values: Sequence[object]) -> Answer:
+        insert = QueryResult(command="INSERT 0 3", fields=None, rows=())
+        select = selected([("a", INT4)], ["1"], ["2"])
+        return {
+            "SELECT a": [select],
+            "INSERT b": [insert],
+            "SELECT a; INSERT b": [select, insert],
+            "": [QueryResult(command=None, fields=None, rows=())],
+        }.get(text, [insert])
+
+    db = FakeDb(answer)
+    file = migration(path)
+    with open_bridge() as bridge:
+        bridge.start([file])
+        rendered = bridge.render(file, direction="up", query=db)
+    assert rendered.statements[0].sql.splitlines() == [
+        '-- SELECT 2 null Result Field 23 text [{"a":1},{"a":2}]',
+        "-- INSERT 3 0 []",
+        "-- [[1],[2]]",
+        "-- true SELECT,INSERT",
+        "-- undefined",
+        "-- null null 0;",
+    ]
+    # No values: pg's simple protocol, sent with none. Values given as the second argument
+    # replace a config object's own, as pg's normalizeQueryConfig does.
+    assert [values for _, values in db.calls] == [[], ["x"], [], [], [], [], ["2"], ["3"]]
+
+
+def test_query_call_errors_are_pg_s(tmp_path: Path) -> None:
+    path = tmp_path / "1_bad_calls.js"
+    path.write_text(
+        "exports.up = async (pgm) => {\n"
+        "  const out = [];\n"
+        "  for (const call of [\n"
+        "    () => pgm.db.query(null),\n"
+        "    () => pgm.db.query({ values: [] }),\n"
+        "    () => pgm.db.query('SELECT $1', 'not an array'),\n"
+        "    () => pgm.db.query('SELECT missing_table'),\n"
+        "  ]) {\n"
+        "    try { await call(); out.push('resolved'); }\n"
+        "    catch (e) { out.push(`${e.constructor.name}: ${e.message} ${e.code ?? ''}`); }\n"
+        "  }\n"
+        "  pgm.sql(out.map((line) => `-- ${line}`).join('\\n'));\n"
+        "};\n"
+    )
+    db = FakeDb()
+    file = migration(path)
+    with open_bridge() as bridge:
+        bridge.start([file])
+        rendered = bridge.render(file, direction="up", query=db)
+    # node-pg-migrate's db.query reads `.text` of a null query while reporting pg's TypeError.
+    assert [line.rstrip() for line in rendered.statements[0].sql.splitlines()] == [
+        "-- TypeError: Cannot read properties of null (reading 'text')",
+        "-- Error: A query must have either text or a name. Supplying neither is unsupported.",
+        "-- Error: Query values must be an array",
+        '-- DatabaseError: relation "missing_table" does not exist 42P01;',
+    ]
+    assert db.calls == [("SELECT missing_table", [])]
 
 
 def test_console_output_does_not_disturb_the_protocol(tmp_path: Path) -> None:
@@ -324,6 +428,67 @@ def test_esm_mjs_and_cjs_in_a_module_folder() -> None:
         assert sql_of(bridge, files[2], "down") == [
             'ALTER TABLE "labels" RENAME "remark" TO "note";'
         ]
+
+
+def test_typescript_ts_mts_cts_load_through_jiti(tmp_path: Path) -> None:
+    # node-pg-migrate 9 imports .ts, .mts and .cts with jiti, as it imports .js.
+    files = {
+        "1_types.ts": """
+            import type { ColumnDefinitions, MigrationBuilder } from 'node-pg-migrate';
+
+            interface Named { name: string }
+            enum Kind { A = 'a', B = 'b' }
+            const table: Named = { name: 'from_ts' };
+
+            export const shorthands: ColumnDefinitions = { ref: { type: 'bigint', notNull: true } };
+
+            export async function up(pgm: MigrationBuilder): Promise<void> {
+              const rows = await pgm.db.select<{ n: number }>('SELECT 1 AS n');
+              const kind = { type: 'text', default: Kind.B };
+              pgm.createTable(table.name, { id: 'id', r: 'ref', kind });
+              pgm.sql(`-- ${rows[0].n as number}`);
+            }
+
+            export const down = (pgm: MigrationBuilder): void => {
+              pgm.sql('-- down'), (undefined as unknown as { fail(): void }).fail();
+            };
+            """,
+        "2_module.mts": """
+            import type { MigrationBuilder } from 'node-pg-migrate';
+            export const up = (pgm: MigrationBuilder): void => {
+              pgm.createTable('m', { r: 'ref' });
+            };
+            """,
+        "3_common.cts": """
+            import type { MigrationBuilder } from 'node-pg-migrate';
+            exports.up = (pgm: MigrationBuilder): void => { pgm.sql('SELECT 3'); };
+            """,
+    }
+    migrations = []
+    for name, text in files.items():
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        migrations.append(migration(path))
+    ts, mts, cts = migrations
+    db = FakeDb(lambda t, v: [selected([("n", INT4)], ["1"])])
+    with open_bridge() as bridge:
+        bridge.start(migrations)
+        assert [s.sql for s in bridge.render(ts, direction="up", query=db).statements] == [
+            'CREATE TABLE "from_ts" (\n'
+            '  "id" serial PRIMARY KEY,\n'
+            '  "r" bigint NOT NULL,\n'
+            '  "kind" text DEFAULT $pga$b$pga$\n'
+            ");",
+            "-- 1;",
+        ]
+        assert sql_of(bridge, mts) == ['CREATE TABLE "m" (\n  "r" bigint NOT NULL\n);']
+        assert sql_of(bridge, mts, "down") == ['DROP TABLE "m";']
+        assert sql_of(bridge, cts) == ["SELECT 3;"]
+        # Errors point into the TypeScript source, not into jiti's transpiled output.
+        with pytest.raises(JsMigrationError) as caught:
+            sql_of(bridge, ts, "down")
+    assert caught.value.line == 17  # the line of `.fail()` in 1_types.ts
+    assert caught.value.file == "1_types.ts"
 
 
 def test_esm_syntax_in_a_commonjs_folder(cjs: tuple[NodeBridge, list[MigrationFile]]) -> None:
@@ -493,7 +658,7 @@ def test_query_callback_failure_other_than_sql_stops_the_bridge() -> None:
     file = migration(CJS / "1700000000005_db-query.js")
     other = migration(CJS / "1700000000007_callback.js")
 
-    def interrupted(text: str, values: Sequence[object]) -> QueryResult:
+    def interrupted(text: str, values: Sequence[object]) -> Answer:
         raise KeyboardInterrupt
 
     with open_bridge() as bridge:

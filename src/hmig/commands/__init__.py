@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from hmig.commands._common import Console, Invocation, Result
-from hmig.commands.backup import backup, backups, restore
 from hmig.commands.engine import apply, plan, status, validate
 from hmig.commands.lifecycle import baseline, new, repair, rollback
+from hmig.commands.recovery import backup, backups, restore
 
 __all__ = [
     "Console",

@@ -31,6 +31,7 @@ from hmig.model import (
     BackupArtifact,
     Environment,
     Finding,
+    History,
     Kind,
     Manifest,
     MigrationFile,
@@ -161,6 +162,15 @@ def confirm_write(project: Project, session: postgres.PgSession, invocation: Inv
             f"{session.target.describe()} needs confirmation",
             hint="Check the target above, then run the command again with --yes.",
         )
+
+
+def read_history(session: postgres.PgSession, tables: postgres.HistoryTables) -> History:
+    """The history as committed, read in a read-only transaction."""
+    session.begin(read_only=True)
+    try:
+        return tables.read()
+    finally:
+        session.rollback()
 
 
 def history_tables(project: Project, session: postgres.PgSession) -> postgres.HistoryTables:

@@ -22,10 +22,11 @@ from hmig.commands._common import (
     make_result,
     optional_bridge,
     print_notices,
+    read_history,
     render_pending,
     run_context,
 )
-from hmig.commands.backup import backup_gate
+from hmig.commands.recovery import backup_gate
 from hmig.lint import LintReport
 from hmig.model import (
     BackupArtifact,
@@ -69,11 +70,7 @@ def status(invocation: Invocation, settings: Settings, console: Console) -> Resu
     """Applied / pending / unknown, read in a read-only transaction."""
     project = load_project(invocation)
     with connect(project, settings, console, invocation) as session:
-        session.begin(read_only=True)
-        try:
-            history = history_tables(project, session).read()
-        finally:
-            session.rollback()
+        history = read_history(session, history_tables(project, session))
         plan = planning.plan(project.files, history)
         for text in reporting.status_lines(plan):
             console.line(text)
@@ -172,11 +169,7 @@ def apply(invocation: Invocation, settings: Settings, console: Console) -> Resul
                 notices = (*plan_.notices, *preview.notices, *backup_notices, *adopted)
                 print_notices(console, notices)
                 run = _run(project, session, tables, plan_, history, context, console, bridge)
-            session.begin(read_only=True)
-            try:
-                after = tables.read()
-            finally:
-                session.rollback()
+            after = read_history(session, tables)
         left = planning.plan(project.files, after)
         for text in reporting.result_lines(run, pending_left=len(left.pending)):
             console.line(text)
@@ -211,11 +204,7 @@ def _check(
     invocation: Invocation,
 ) -> tuple[History, Plan]:
     """Everything that can refuse the run, read-only, before anything is written."""
-    session.begin(read_only=True)
-    try:
-        history = tables.read()
-    finally:
-        session.rollback()
+    history = read_history(session, tables)
     plan_ = planning.plan(project.files, history, target=invocation.target)
     planning.check_order(plan_, strict=project.environment.strict_order)
     planning.check_runnable(plan_.to_run)

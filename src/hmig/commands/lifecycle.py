@@ -25,9 +25,10 @@ from hmig.commands._common import (
     make_result,
     optional_bridge,
     print_notices,
+    read_history,
     run_context,
 )
-from hmig.commands.backup import backup_gate
+from hmig.commands.recovery import backup_gate
 from hmig.errors import HmigError, JsMigrationError, Refused
 from hmig.model import (
     BackupArtifact,
@@ -65,11 +66,7 @@ def rollback(invocation: Invocation, settings: Settings, console: Console) -> Re
         tables = history_tables(project, session)
         context = run_context(settings)
         with postgres.advisory_lock(session, wait_s=invocation.lock_wait_s):
-            session.begin(read_only=True)
-            try:
-                history = tables.read()
-            finally:
-                session.rollback()
+            history = read_history(session, tables)
             targets = planning.rollback_range(
                 project.files, history, count=invocation.count, to=invocation.to
             )
@@ -105,11 +102,7 @@ def rollback(invocation: Invocation, settings: Settings, console: Console) -> Re
                     sleep=time.sleep,
                     jitter=random.random,
                 )
-            session.begin(read_only=True)
-            try:
-                after = tables.read()
-            finally:
-                session.rollback()
+            after = read_history(session, tables)
         left = planning.plan(project.files, after)
         for text in _result_lines(run):
             console.line(text)

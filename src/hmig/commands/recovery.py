@@ -1,4 +1,4 @@
-"""backup, restore and backups: the backup adapter wired to an environment.
+"""backup, restore and backups: the recovery commands, the backup adapter wired to an environment.
 
 These commands resolve the environment's database and backup policy, hand the backup adapter
 plain values (connection string, server version, database size, the process environment) and
@@ -21,6 +21,7 @@ from psycopg import sql
 
 from hmig import _subprocess, planning, postgres, reporting
 from hmig import backup as backup_adapter
+from hmig.backup import human_size
 from hmig.commands._common import (
     Console,
     Invocation,
@@ -165,7 +166,9 @@ def backups(
             item, schema=config.schema, table=config.table, settings=settings
         )
         age = (now - item.taken_at).total_seconds()
-        console.line(f"  {item.path.name}  {_age(age):>9} old  {_size(item.bytes):>10}  {state}")
+        console.line(
+            f"  {item.path.name}  {_age(age):>9} old  {human_size(item.bytes):>10}  {state}"
+        )
         entries.append(
             {
                 "path": str(item.path),
@@ -295,7 +298,7 @@ def artifact_lines(artifact: BackupArtifact) -> list[str]:
     what = artifact.mode + (f" ({', '.join(artifact.tables)})" if artifact.tables else "")
     lock = ", encrypted" if artifact.encrypted else ""
     return [
-        f"✓ Backup {artifact.path} ({_size(artifact.bytes)}, {what}, {artifact.format}"
+        f"✓ Backup {artifact.path} ({human_size(artifact.bytes)}, {what}, {artifact.format}"
         f"{lock}) in {artifact.duration_ms / 1000:.1f} s, verified ({artifact.verified})",
         f"  sha256 {artifact.sha256} · pg_dump {artifact.pg_dump_version} · "
         f"PostgreSQL {artifact.server_version}",
@@ -451,12 +454,3 @@ def _age(seconds: float) -> str:
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} d"
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
