@@ -150,7 +150,7 @@ def apply(invocation: Invocation, settings: Settings, console: Console) -> Resul
                 if preview.lint.findings or preview.lint.unused_ignores:
                     for text in reporting.finding_lines(_all_findings(preview)):
                         console.line(text)
-                if preview.rendered:
+                if preview.rendered and project.environment.lint.fail_on != "never":
                     console.line(_lint_line(project, preview))
                 if preview.lint.failed:
                     return _lint_failed(invocation, project, session.target, plan_, preview)
