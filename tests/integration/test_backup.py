@@ -697,11 +697,22 @@ def test_verify_restore__row_counts_differ__fails_and_drops_the_scratch_database
         return counts
 
     monkeypatch.setattr(backup._Snapshot, "counts", one_row_more)
+    # Learn the scratch database's name: the server may be shared with other backups.
+    tokens: list[str] = []
+    real_token = backup.secrets.token_hex
+
+    def recorded(n: int) -> str:
+        tokens.append(real_token(n))
+        return tokens[-1]
+
+    monkeypatch.setattr(backup.secrets, "token_hex", recorded)
     with pytest.raises(HmigError) as caught:
         take(filled, tmp_path, verify="restore")
     assert "restored row counts differ: clinic.codes: 4 in the database, 3 restored" in (
         caught.value.message
     )
     assert list((tmp_path / "backups").iterdir()) == []
-    left = filled.scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'hmig_verify_%'")
+    scratch = [f"hmig_verify_{token}" for token in tokens]
+    assert scratch
+    left = filled.scalar("SELECT count(*) FROM pg_database WHERE datname = ANY(%s)", scratch)
     assert left == 0

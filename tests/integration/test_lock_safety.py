@@ -82,6 +82,7 @@ def _wait_for_migration(db: Database) -> None:
     while time.monotonic() < deadline:
         started = db.scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hmig' "
+            "AND datname = current_database() "
             "AND (query ILIKE 'ALTER TABLE hot%%' OR query ILIKE 'CREATE INDEX%%')"
         )
         if started:

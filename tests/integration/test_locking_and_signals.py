@@ -85,6 +85,7 @@ def test_apply__sigterm_mid_migration__rolls_back_releases_lock_exit_130(
     while time.monotonic() < deadline:
         if db.scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hmig' "
+            "AND datname = current_database() "
             "AND query LIKE 'SELECT pg_sleep%%'"
         ):
             break
