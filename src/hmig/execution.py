@@ -327,10 +327,13 @@ class _Runner:
                 refuse_non_transactional([(current, rendered)])
                 for statement in rendered.statements:
                     self.session.execute(statement.sql)
-                self._record(current, started)
                 # Its own duration, not the batch's: the commit comes after all of them.
                 applied.append((current, rendered, self._elapsed(started)))
                 statement = None
+            # One transaction: the history rows go in together, before the one commit.
+            self.history.record_applied_batch(
+                applied=[(m, ms) for m, _, ms in applied], context=self.options.context
+            )
             self.session.commit()
         except (StatementFailed, JsMigrationError, Refused) as exc:
             raise _AttemptFailed(exc, statement, current) from exc

@@ -56,6 +56,11 @@ class HistoryWriter(Protocol):
     ) -> None:
         """Insert the `pgmigrations` row and hmig's own record of it."""
 
+    def record_applied_batch(
+        self, *, applied: Sequence[tuple[MigrationFile, float]], context: RunContext
+    ) -> None:
+        """`transaction: all`: the rows of every migration of the batch, in order, at once."""
+
     def record_reverted(self, *, migration: MigrationFile, context: RunContext) -> None:
         """Delete the `pgmigrations` row (as node-pg-migrate's down does) and hmig's record."""
 

@@ -146,12 +146,7 @@ def apply(invocation: Invocation, settings: Settings, console: Console) -> Resul
                 finally:
                     session.rollback()
                 _refuse_outside_transaction(project, preview.rendered)
-                console.line(reporting.counts(plan_))
-                if preview.lint.findings or preview.lint.unused_ignores:
-                    for text in reporting.finding_lines(_all_findings(preview)):
-                        console.line(text)
-                if preview.rendered and project.environment.lint.fail_on != "never":
-                    console.line(_lint_line(project, preview))
+                _print_preview(console, project, plan_, preview)
                 if preview.lint.failed:
                     return _lint_failed(invocation, project, session.target, plan_, preview)
                 artifact, backup_notices = (
@@ -195,6 +190,15 @@ class _Preview:
     rendered: list[tuple[MigrationFile, Rendered | None]]
     notices: list[Notice]
     lint: LintReport
+
+
+def _print_preview(console: Console, project: Project, plan_: Plan, preview: _Preview) -> None:
+    """What apply is about to do: the counts, and lint when it ran."""
+    console.line(reporting.counts(plan_))
+    for text in reporting.finding_lines(_all_findings(preview)):
+        console.line(text)
+    if preview.rendered and project.environment.lint.fail_on != "never":
+        console.line(_lint_line(project, preview))
 
 
 def _check(

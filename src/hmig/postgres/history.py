@@ -7,6 +7,8 @@ so a database it (or the team's runner) migrated is adopted as it is. hmig's tab
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from psycopg import sql
 
 from hmig.model import (
@@ -116,6 +118,24 @@ class HistoryTables:
                 "commit": context.commit,
                 "run_id": context.run_id,
                 "duration_ms": round(duration_ms, 3),
+                "hmig_version": context.hmig_version,
+            },
+        )
+
+    def record_applied_batch(
+        self, *, applied: Sequence[tuple[MigrationFile, float]], context: RunContext
+    ) -> None:
+        """`transaction: all`: every row of the batch in one round trip, in order."""
+        self._session.fetch(
+            self._q("record_applied_batch"),
+            {
+                "names": [m.name for m, _ in applied],
+                "kinds": [m.kind.value for m, _ in applied],
+                "checksums": [m.checksum for m, _ in applied],
+                "durations": [round(ms, 3) for _, ms in applied],
+                "applied_by": context.actor,
+                "commit": context.commit,
+                "run_id": context.run_id,
                 "hmig_version": context.hmig_version,
             },
         )
