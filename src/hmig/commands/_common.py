@@ -285,6 +285,11 @@ def print_notices(console: Console, notices: Sequence[Notice]) -> None:
         console.line(text)
 
 
+def _unrendered(plan: Plan | None) -> list[tuple[MigrationFile, Rendered | None]]:
+    """Without rendered SQL, what is pending is what the plan says."""
+    return [(m, None) for m in (plan.pending if plan else ())]
+
+
 def make_result(
     invocation: Invocation,
     project: Project,
@@ -292,7 +297,7 @@ def make_result(
     *,
     target: Target | None,
     plan: Plan | None = None,
-    pending: Sequence[tuple[MigrationFile, Rendered | None]] = (),
+    pending: Sequence[tuple[MigrationFile, Rendered | None]] | None = None,
     run: RunReport | None = None,
     notices: Sequence[Notice] | None = None,
     findings: Sequence[Finding] = (),
@@ -310,7 +315,10 @@ def make_result(
         exit_code=exit_code,
         hmig_version=__version__,
         applied=plan.applied if plan else (),
-        pending=pending,
+        # Without rendered SQL, what is pending is what the plan says, unrendered.
+        pending=pending
+        if pending is not None
+        else [(m, None) for m in (plan.pending if plan else ())],
         unknown=plan.unknown if plan else (),
         run=run,
         notices=notices if notices is not None else (plan.notices if plan else ()),

@@ -81,7 +81,6 @@ def status(invocation: Invocation, settings: Settings, console: Console) -> Resu
             Outcome.OK,
             target=session.target,
             plan=plan,
-            pending=[(m, None) for m in plan.pending],
         )
 
 
@@ -174,7 +173,6 @@ def apply(invocation: Invocation, settings: Settings, console: Console) -> Resul
             run.outcome,
             target=session.target,
             plan=left,
-            pending=[(m, None) for m in left.pending],
             run=run,
             notices=notices,
             findings=_all_findings(preview),

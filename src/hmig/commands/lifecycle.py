@@ -112,7 +112,6 @@ def rollback(invocation: Invocation, settings: Settings, console: Console) -> Re
             run.outcome,
             target=session.target,
             plan=left,
-            pending=[(m, None) for m in left.pending],
             run=run,
             notices=notices,
             backup=artifact,
@@ -164,7 +163,6 @@ def baseline(invocation: Invocation, settings: Settings, console: Console) -> Re
         Outcome.OK if recorded else Outcome.NOTHING_TO_DO,
         target=session.target,
         plan=left,
-        pending=[(m, None) for m in left.pending],
     )
 
 

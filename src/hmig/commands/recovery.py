@@ -140,7 +140,6 @@ def restore(
         Outcome.OK,
         target=target,
         plan=plan,
-        pending=[(m, None) for m in plan.pending],
         notices=[*plan.notices, *notices],
     )
     return _with(result, restored=restored_report(restored, database=where))
