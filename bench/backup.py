@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
 import queue
-import resource
 import secrets
 import shutil
 import signal
@@ -42,21 +40,28 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from _common import (
+    DEFAULT_DSN,
+    NOISY,
+    URL_ENV,
+    check_loopback,
+    child_env,
+    children_cpu,
+    database_url,
+    find_hmig,
+    freeze_hmig,
+    load_average,
+    positive,
+    terminate,
+)
 from psycopg import sql
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-URL_ENV = "HMIG_BENCH_DATABASE_URL"
 DB_PREFIX = "hmig_backupbench_"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 TARGET_RATIO = 1.05  # hmig backup / raw pg_dump -Fc
 DISK_FACTOR = 4  # refuse to start with less free space than this many times the planned size
-NOISY = 1.25  # max/min of one contender's runs above which the figures are flagged
 CALIBRATION_ROWS = 20_000
 TOUCHED = "t_07"
 MIGRATION_NAME = "1700000000000_add_note_to_t_07"
@@ -92,29 +97,6 @@ class BenchError(Exception):
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def database_url(dsn: str, name: str) -> str:
-    """`dsn` (a postgresql:// URL) pointed at database `name`."""
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
-def check_loopback(dsn: str) -> None:
-    """Refuse a server that is not on this machine: the benchmark stays local."""
-    parts = urlsplit(dsn)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise SystemExit(f"--dsn must be a postgresql:// URL, got scheme {parts.scheme!r}")
-    host = parts.hostname or ""
-    if host and host not in LOOPBACK_HOSTS and not host.startswith("/"):
-        raise SystemExit(f"--dsn host {host!r} is not loopback; this benchmark stays local")
-
-
-def load_average() -> str:
-    """The 1/5/15-minute load averages, for judging how busy the machine was."""
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
-
-
 def first_line(argv: Sequence[str], env: dict[str, str] | None = None) -> str:
     """The first line a `--version` command prints, or `?`."""
     try:
@@ -125,14 +107,6 @@ def first_line(argv: Sequence[str], env: dict[str, str] | None = None) -> str:
         return "?"
     lines = (done.stdout or done.stderr).strip().splitlines()
     return lines[0] if lines else "?"
-
-
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without variables that would redirect a child's connection."""
-    env = dict(os.environ)
-    for name in ("DATABASE_URL", URL_ENV, "PGOPTIONS", "PGDATABASE", "PGSERVICE"):
-        env.pop(name, None)
-    return {**env, **(extra or {})}
 
 
 def mib(n: float) -> str:
@@ -205,31 +179,6 @@ class Tools:
     hmig_env: dict[str, str]  # extra environment (PYTHONPATH with --freeze)
 
 
-def freeze_hmig(dest: Path) -> Path:
-    """Copy the hmig package this Python imports to `dest` (edits to src/ cannot reach the run)."""
-    spec = importlib.util.find_spec("hmig")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("--freeze: this Python cannot import hmig")
-    source = Path(next(iter(spec.submodule_search_locations)))
-    shutil.copytree(
-        source, dest / "hmig", ignore=shutil.ignore_patterns("__pycache__", "node_modules")
-    )
-    return dest
-
-
-def find_hmig(override: str | None) -> str:
-    """hmig from --hmig, beside this Python, or the repository's venv."""
-    if override:
-        return override
-    for candidate in (Path(sys.executable).parent / "hmig", REPO / ".venv/bin/hmig"):
-        if candidate.is_file():
-            return str(candidate)
-    found = shutil.which("hmig")
-    if found is None:
-        raise SystemExit("hmig not found: pass --hmig PATH")
-    return found
-
-
 def find_pg_tools(server_major: int, pg_dump: str | None) -> tuple[str, str]:
     """pg_dump of the server's major (as hmig picks it) and the newest pg_restore (hmig's).
 
@@ -265,11 +214,6 @@ class Ran:
     stderr: str
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
     """SIGTERM the command's process group (hmig cancels and cleans up), SIGKILL after grace."""
     if proc.poll() is not None:
@@ -292,7 +236,7 @@ def run(argv: Sequence[str], *, env: dict[str, str], cwd: Path, timeout_s: float
     It gets its own process group, so an interruption of this script stops it and its
     children (pg_dump's workers) by that group's id. A non-zero exit is a `BenchError`.
     """
-    cpu_before = _children_cpu()
+    cpu_before = children_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen(
         list(argv),
@@ -314,7 +258,7 @@ def run(argv: Sequence[str], *, env: dict[str, str], cwd: Path, timeout_s: float
     wall = time.perf_counter() - started
     ran = Ran(
         wall_s=wall,
-        cpu_s=_children_cpu() - cpu_before,
+        cpu_s=children_cpu() - cpu_before,
         stdout=out.decode("utf-8", "replace"),
         stderr=err.decode("utf-8", "replace"),
     )
@@ -1000,23 +944,16 @@ def report_part3(by: dict[str, Contender]) -> list[str]:
 # --- main -------------------------------------------------------------------------------------
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--dsn", default=DEFAULT_DSN, help=f"admin URL (default {DEFAULT_DSN})")
     parser.add_argument(
-        "--size-mb", type=_positive, default=1000, help="database size to generate (default 1000)"
+        "--size-mb", type=positive, default=1000, help="database size to generate (default 1000)"
     )
-    parser.add_argument("--tables", type=_positive, default=40, help="tables (default 40)")
+    parser.add_argument("--tables", type=positive, default=40, help="tables (default 40)")
     parser.add_argument(
-        "--repeat", type=_positive, default=3, help="timed runs of each contender (default 3)"
+        "--repeat", type=positive, default=3, help="timed runs of each contender (default 3)"
     )
     parser.add_argument(
         "--restore-runs",
@@ -1026,7 +963,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "0 = as many as --repeat)",
     )
     parser.add_argument(
-        "--jobs", type=_positive, default=2, help="parallel jobs for part 2 (default 2)"
+        "--jobs", type=positive, default=2, help="parallel jobs for part 2 (default 2)"
     )
     parser.add_argument(
         "--budget",
@@ -1089,18 +1026,14 @@ def check_disk(paths: Sequence[Path], needed: int) -> list[str]:
     return lines
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Generate, time, report; exit 1 when a contender failed (a MISS is not an error)."""
     args = parse_args(argv)
     check_loopback(args.dsn)
     # Both end the run through KeyboardInterrupt (cleanup in `finally`), also when SIGINT was
     # ignored by whoever started us (a `&` job of a non-interactive shell).
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
     started = time.monotonic()
     say = Say(started)
     size_bytes = args.size_mb * 1_000_000

@@ -38,18 +38,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from _common import (
+    DEFAULT_DSN,
+    URL_ENV,
+    check_loopback,
+    child_env,
+    database_url,
+    find_hmig,
+    load_average,
+    terminate,
+)
 from psycopg import sql
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-URL_ENV = "HMIG_BENCH_DATABASE_URL"
 DB_PREFIX = "hmig_locksafety_"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 MIGRATION_NAME = "1700000000000_add_column_c"
 MIGRATION_SQL = (
     "-- Up Migration\nALTER TABLE hot ADD COLUMN c int;\n"
@@ -113,50 +117,14 @@ def parse_duration_ms(text: str) -> int:
     return value * 1000 if match.group(2) == "s" else value
 
 
-def database_url(dsn: str, name: str) -> str:
-    """`dsn` (a postgresql:// URL) pointed at database `name`."""
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
-def check_loopback(dsn: str) -> None:
-    """Refuse a server that is not on this machine: the benchmark sends only loopback traffic."""
-    parts = urlsplit(dsn)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise SystemExit(f"--dsn must be a postgresql:// URL, got scheme {parts.scheme!r}")
-    host = parts.hostname or ""
-    if host and host not in LOOPBACK_HOSTS and not host.startswith("/"):
-        raise SystemExit(f"--dsn host {host!r} is not loopback; this benchmark stays local")
-
-
-def load_average() -> str:
-    """The 1/5/15-minute load averages, for judging how busy the machine was."""
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
-
-
 def find_pgbench(override: str | None) -> str:
     """pgbench from --pgbench, the PATH, or the PostgreSQL 15 client tools."""
-    candidates = [override] if override else []
+    candidates: list[str | None] = [override] if override else []
     candidates += [shutil.which("pgbench"), "/usr/lib/postgresql/15/bin/pgbench"]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return candidate
     raise SystemExit("pgbench not found: install the PostgreSQL client tools or pass --pgbench")
-
-
-def find_hmig(override: str | None) -> str:
-    """hmig from --hmig, beside this Python, or the repository's venv."""
-    if override:
-        return override
-    for candidate in (Path(sys.executable).parent / "hmig", REPO / ".venv/bin/hmig"):
-        if candidate.is_file():
-            return str(candidate)
-    found = shutil.which("hmig")
-    if found is None:
-        raise SystemExit("hmig not found: pass --hmig PATH")
-    return found
 
 
 def first_line(argv: Sequence[str]) -> str:
@@ -167,14 +135,6 @@ def first_line(argv: Sequence[str]) -> str:
         return "?"
     lines = (done.stdout or done.stderr).strip().splitlines()
     return lines[0] if lines else "?"
-
-
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without variables that would redirect a child's connection."""
-    env = dict(os.environ)
-    for name in ("DATABASE_URL", URL_ENV, "PGOPTIONS", "PGDATABASE", "PGSERVICE"):
-        env.pop(name, None)
-    return {**env, **(extra or {})}
 
 
 # --- server -----------------------------------------------------------------------------------
@@ -730,15 +690,15 @@ def report(results: Sequence[Result], settings: Settings) -> list[str]:
             f"blocker start; longest stall from {r.stall_from_s:+.2f} s; worst before the "
             f"blocker {r.baseline_worst_ms:.1f} ms (noise floor); tps before {r.before_tps:.0f}"
         )
-        queued = (
+        first_queued = (
             f", the first at {r.first_queued_s:+.2f} s from blocker start"
             if r.first_queued_s is not None
             else ""
         )
         lines.append(
             f"  pg_stat_activity every {MONITOR_INTERVAL_S * 1000:.0f} ms: up to {r.peak_queued} "
-            f"pgbench sessions waiting on a lock{queued}, at most {r.longest_queued_ms:.0f} ms "
-            "in a row"
+            f"pgbench sessions waiting on a lock{first_queued}, at most "
+            f"{r.longest_queued_ms:.0f} ms in a row"
         )
         lines.append(f"  hmig: exit {r.hmig_exit_code}, outcome {r.hmig_outcome}")
         if r.retry_example:
@@ -826,15 +786,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the scenarios; exit 1 when one could not be measured (a MISS is not an error)."""
     args = parse_args(argv)
     check_loopback(args.dsn)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     settings = Settings(
         dsn=args.dsn,
         hold_s=args.hold,

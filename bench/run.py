@@ -12,11 +12,9 @@ reported, with the ratios hmig is judged by. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
-import resource
 import secrets
 import shutil
 import signal
@@ -29,22 +27,27 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from _common import (
+    DEFAULT_DSN,
+    NOISY,
+    REPO,
+    URL_ENV,
+    children_cpu,
+    database_url,
+    freeze_hmig,
+    positive,
+    terminate,
+)
 from psycopg import sql
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 NPM_VERSION = "9.0.0"
 BRIDGE_BIN = REPO / "src/hmig/node/bridge/node_modules/node-pg-migrate/bin/node-pg-migrate.js"
 NPM_PACKAGES = (f"node-pg-migrate@{NPM_VERSION}", "pg@8")
 NPM_CACHE = Path.home() / ".cache/hmig-bench/npm"
-URL_ENV = "HMIG_BENCH_DATABASE_URL"
 TARGET_FLOOR_RATIO = 1.3  # each hmig mode at most 1.3x its psql floor
 DB_PREFIX = "hmig_bench_"
-NOISY = 1.25  # max/min of one contender's runs above which the figures are flagged
 
 
 class BenchError(Exception):
@@ -218,22 +221,6 @@ def find_tools(hmig_override: str | None, frozen: Path | None) -> Tools:
     return Tools(psql, hmig, hmig_env, node, npm_bin)
 
 
-def freeze_hmig(dest: Path) -> Path:
-    """Copy the hmig package this Python imports to `dest`, for a run that src/ edits cannot change.
-
-    Returns the folder to put on PYTHONPATH. The Node bridge's node_modules are left out: the
-    workload has no .js migrations.
-    """
-    spec = importlib.util.find_spec("hmig")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("--freeze: this Python cannot import hmig")
-    source = Path(next(iter(spec.submodule_search_locations)))
-    shutil.copytree(
-        source, dest / "hmig", ignore=shutil.ignore_patterns("__pycache__", "node_modules")
-    )
-    return dest
-
-
 def _find_hmig() -> str:
     for candidate in (Path(sys.executable).parent / "hmig", REPO / ".venv/bin/hmig"):
         if candidate.is_file():
@@ -289,14 +276,6 @@ def _version(argv: Sequence[str], extra_env: dict[str, str] | None = None) -> st
 
 
 # --- databases --------------------------------------------------------------------------------
-
-
-def database_url(dsn: str, name: str) -> str:
-    """`dsn` (a postgresql:// URL) pointed at database `name`."""
-    parts = urlsplit(dsn)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise SystemExit(f"--dsn must be a postgresql:// URL, got scheme {parts.scheme!r}")
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 @dataclass(slots=True)
@@ -422,11 +401,6 @@ class Timing:
     cpu: float
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_once(contender: Contender, work: Workload, server: Server, timeout_s: float) -> Timing:
     """Time one run on a fresh database; raise `BenchError` if it failed or did not do the work.
 
@@ -436,7 +410,7 @@ def run_once(contender: Contender, work: Workload, server: Server, timeout_s: fl
     with server.fresh() as name:
         argv, env = contender.command(work, database_url(server.dsn, name))
         server.checkpoint()
-        cpu_before = _children_cpu()
+        cpu_before = children_cpu()
         started = time.perf_counter()
         try:
             done = subprocess.run(
@@ -453,7 +427,7 @@ def run_once(contender: Contender, work: Workload, server: Server, timeout_s: fl
         except OSError as exc:
             raise BenchError(f"cannot start {argv[0]}: {exc}") from exc
         elapsed = time.perf_counter() - started
-        cpu = _children_cpu() - cpu_before
+        cpu = children_cpu() - cpu_before
         if done.returncode != 0:
             tail = (done.stderr or done.stdout or b"").decode("utf-8", "replace")[-3000:]
             raise BenchError(f"exit code {done.returncode}:\n{tail.rstrip()}")
@@ -617,17 +591,10 @@ def report(outcomes: Sequence[Outcome], count: int) -> list[str]:
 # --- main -------------------------------------------------------------------------------------
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--count", type=_positive, default=500, help="migrations (default 500)")
-    parser.add_argument("--repeat", type=_positive, default=3, help="runs each (default 3)")
+    parser.add_argument("--count", type=positive, default=500, help="migrations (default 500)")
+    parser.add_argument("--repeat", type=positive, default=3, help="runs each (default 3)")
     parser.add_argument(
         "--dsn", default=DEFAULT_DSN, help=f"admin URL of the server (default {DEFAULT_DSN})"
     )
@@ -658,14 +625,10 @@ def _load() -> str:
         return "?"
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; exit 1 when any contender errored (a MISS is not an error)."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     if args.freeze and args.hmig:
         raise SystemExit("--freeze and --hmig exclude each other")
     server = Server(args.dsn)

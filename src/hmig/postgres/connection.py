@@ -99,7 +99,11 @@ class PgSession:
 
     def set_session_timeouts(self, *, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
         """SET for the session: for statements that run outside a transaction."""
-        self._set_timeouts(lock_timeout_ms, statement_timeout_ms, local=False)
+        for name, value in (
+            ("lock_timeout", lock_timeout_ms),
+            ("statement_timeout", statement_timeout_ms),
+        ):
+            self._run(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
 
     def execute(self, sql_text: str) -> None:
         """Run migration SQL as written (simple query protocol, so `$$` bodies pass intact)."""
@@ -246,11 +250,6 @@ class PgSession:
             self._conn.execute(query, params)
         except psycopg.Error as exc:
             raise statement_failed(exc) from exc
-
-    def _set_timeouts(self, lock_ms: int, statement_ms: int, *, local: bool) -> None:
-        scope = sql.SQL("SET LOCAL" if local else "SET")
-        for name, value in (("lock_timeout", lock_ms), ("statement_timeout", statement_ms)):
-            self._run(sql.SQL("{} {} = {}").format(scope, sql.Identifier(name), sql.Literal(value)))
 
 
 def connect(conninfo: str, *, target: Target, connect_timeout_s: int = 10) -> PgSession:
