@@ -84,6 +84,15 @@ class BackupPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class BackupPlan:
+    """What apply will back up before it runs, told to reviewers in the plan."""
+
+    mode: str
+    required: bool
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
 class Environment:
     """One entry of `environments:` with every default already applied."""
 

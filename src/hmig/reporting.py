@@ -17,6 +17,7 @@ from hmig.errors import ExitCode, HmigError
 from hmig.model import (
     Applied,
     BackupArtifact,
+    BackupPlan,
     Failure,
     Finding,
     MigrationFile,
@@ -69,8 +70,12 @@ def build_report(
     error: HmigError | None = None,
     findings: Sequence[Finding] = (),
     backup: BackupArtifact | None = None,
+    backup_plan: BackupPlan | None = None,
 ) -> dict[str, Any]:
-    """The one machine-readable report every command prints with `--json`."""
+    """The one machine-readable report every command prints with `--json`.
+
+    `context` is always null here: only the GitHub Action knows the event, and it fills it in.
+    """
     return {
         "hmig_version": hmig_version,
         "command": command,
@@ -86,9 +91,11 @@ def build_report(
         "warnings": [_notice(n) for n in notices],
         "findings": [_finding(f) for f in findings],
         "backup": backup_report(backup) if backup else None,
+        "backup_plan": _backup_plan(backup_plan) if backup_plan else None,
         "restored": None,  # `restore` fills these two in
         "backups": None,
         "error": _error(error) if error else None,
+        "context": None,
     }
 
 
@@ -285,8 +292,13 @@ def _pending(migration: MigrationFile, rendered: Rendered | None) -> dict[str, A
         "path": migration.path,
         "kind": migration.kind.value,
         "transactional": rendered.transactional if rendered else None,
+        "statements": len(rendered.statements) if rendered else None,
         "sql": rendered.sql if rendered else None,
     }
+
+
+def _backup_plan(plan: BackupPlan) -> dict[str, Any]:
+    return {"mode": plan.mode, "required": plan.required, "description": plan.description}
 
 
 def _ran(ran: Ran) -> dict[str, Any]:

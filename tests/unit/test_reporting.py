@@ -112,6 +112,7 @@ def test_build_report__plan_with_pending_sql__validates_and_carries_the_sql() ->
             "path": "migrations/002_b.sql",
             "kind": "sql",
             "transactional": False,
+            "statements": 2,
             "sql": "CREATE TABLE a (id int);\n\nCREATE INDEX CONCURRENTLY i ON a (id);",
         },
         {

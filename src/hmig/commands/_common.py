@@ -29,6 +29,7 @@ from hmig.errors import ExitCode, JsMigrationError, Refused, StatementFailed
 from hmig.linter import Squawk, read_sources
 from hmig.model import (
     BackupArtifact,
+    BackupPlan,
     Environment,
     Finding,
     History,
@@ -302,6 +303,7 @@ def make_result(
     notices: Sequence[Notice] | None = None,
     findings: Sequence[Finding] = (),
     backup: BackupArtifact | None = None,
+    backup_plan: BackupPlan | None = None,
 ) -> Result:
     exit_code = {
         Outcome.FAILED: ExitCode.NO,
@@ -324,5 +326,6 @@ def make_result(
         notices=notices if notices is not None else (plan.notices if plan else ()),
         findings=findings,
         backup=backup,
+        backup_plan=backup_plan,
     )
     return Result(outcome=outcome, exit_code=exit_code, report=report)

@@ -30,6 +30,7 @@ from hmig.commands.recovery import backup_gate
 from hmig.lint import LintReport
 from hmig.model import (
     BackupArtifact,
+    BackupPlan,
     Finding,
     History,
     Kind,
@@ -105,9 +106,10 @@ def plan(invocation: Invocation, settings: Settings, console: Console) -> Result
         _refuse_outside_transaction(project, preview.rendered)
         planning.check_order(plan_, strict=project.environment.strict_order)
         outcome = Outcome.OK if preview.rendered else Outcome.NOTHING_TO_DO
-        if preview.rendered:
+        backup_plan = _backup_plan(project, preview) if preview.rendered else None
+        if backup_plan is not None:
             console.line(_lint_line(project, preview))
-            console.line(_backup_line(project, preview))
+            console.line(_backup_line(backup_plan))
         if preview.lint.failed:
             outcome = Outcome.FAILED
         return make_result(
@@ -119,6 +121,7 @@ def plan(invocation: Invocation, settings: Settings, console: Console) -> Result
             pending=preview.rendered,
             notices=notices,
             findings=_all_findings(preview),
+            backup_plan=backup_plan,
         )
 
 
@@ -284,17 +287,29 @@ def _lint_line(project: Project, preview: _Preview) -> str:
     )
 
 
-def _backup_line(project: Project, preview: _Preview) -> str:
+def _backup_plan(project: Project, preview: _Preview) -> BackupPlan:
     """What apply will back up first, and why (for `backup.mode: tables`, which tables)."""
     policy = project.environment.backup
     if policy is None or policy.mode == "none":
-        return "Backup: none before apply (backup.mode: none)."
+        return BackupPlan(
+            mode="none", required=False, description="none before apply (backup.mode: none)"
+        )
     config = project.manifest.migrations
     scope = planning.backup_scope(
         policy.mode, preview.rendered, history_tables=[f"{config.schema}.{config.table}"]
     )
     required = "required" if policy.required else "not required"
-    return f"Backup before apply ({required}, verify: {policy.verify}): {scope.reason}."
+    return BackupPlan(
+        mode=policy.mode,
+        required=policy.required,
+        description=f"{scope.reason} ({required}, verify: {policy.verify})",
+    )
+
+
+def _backup_line(backup_plan: BackupPlan) -> str:
+    if backup_plan.mode == "none":
+        return f"Backup: {backup_plan.description}."
+    return f"Backup before apply: {backup_plan.description}."
 
 
 def _lint_failed(
