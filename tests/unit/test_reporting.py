@@ -120,6 +120,7 @@ def test_build_report__plan_with_pending_sql__validates_and_carries_the_sql() ->
             "path": "migrations/003_c.js",
             "kind": "js",
             "transactional": None,
+            "statements": None,
             "sql": None,
         },
     ]
