@@ -14,11 +14,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import NoReturn, TextIO
 
 from hmig import __version__, commands, reporting
 from hmig import manifest as manifest_module
-from hmig.errors import ExitCode, HmigError, Interrupted
+from hmig.errors import ConfigurationError, ExitCode, HmigError, Interrupted
 from hmig.model import Outcome
 from hmig.settings import Settings
 
@@ -60,13 +60,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.from_process()
     as_json = bool(getattr(args, "json", False))
     console = _Console(sys.stderr if as_json else sys.stdout, settings.secrets())
-    invocation = commands.Invocation(
+    result = execute(_invocation(args, interactive=sys.stdin.isatty()), settings, console)
+    if as_json:
+        text = json.dumps(result.report, indent=2, default=str)
+        print(reporting.redact(text, settings.secrets()), flush=True)
+    return int(result.exit_code)
+
+
+def parse(argv: Sequence[str]) -> commands.Invocation:
+    """The CLI's grammar for callers that are not a terminal (the Action's `command` and `args`).
+
+    Raises `ConfigurationError` instead of exiting, so the caller can report which input was wrong.
+    """
+    args = _parser(strict=True).parse_args(argv)
+    if args.command == "schema":
+        raise ConfigurationError("`schema` prints the manifest schema; it is not a deploy command")
+    return _invocation(args, interactive=False)
+
+
+def execute(
+    invocation: commands.Invocation, settings: Settings, console: commands.Console
+) -> commands.Result:
+    """Run one command; every `HmigError` and interrupt becomes a result with a report."""
+    run, _ = _COMMANDS[invocation.command]
+    assert run is not None
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return run(invocation, settings, console)
+    except HmigError as error:
+        for text in reporting.error_lines(error):
+            console.line(text)
+        return _error_result(invocation, error)
+    except KeyboardInterrupt:
+        interrupted = Interrupted("interrupted before any migration ran; nothing was changed")
+        console.line(f"✗ {interrupted.message}")
+        return _error_result(invocation, interrupted)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _invocation(args: argparse.Namespace, *, interactive: bool) -> commands.Invocation:
+    return commands.Invocation(
         command=args.command,
         manifest_path=Path(getattr(args, "manifest", "hmig.yml")),
         env_name=getattr(args, "env", None),
         lock_wait_s=float(getattr(args, "lock_wait", 60.0)),
         yes=bool(getattr(args, "yes", False)),
-        interactive=sys.stdin.isatty(),
+        interactive=interactive,
         target=getattr(args, "target", None),
         count=getattr(args, "count", None),
         to=getattr(args, "to", None),
@@ -78,26 +118,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         confirm=getattr(args, "confirm", None),
         force=bool(getattr(args, "force", False)),
     )
-    run, _ = _COMMANDS[args.command]
-    assert run is not None
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        result = run(invocation, settings, console)
-        report, code = result.report, result.exit_code
-    except HmigError as error:
-        report, code = _error_report(invocation, error), error.exit_code
-        for text in reporting.error_lines(error):
-            console.line(text)
-    except KeyboardInterrupt:
-        interrupted = Interrupted("interrupted before any migration ran; nothing was changed")
-        report, code = _error_report(invocation, interrupted), interrupted.exit_code
-        console.line(f"✗ {interrupted.message}")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if as_json:
-        text = json.dumps(report, indent=2, default=str)
-        print(reporting.redact(text, settings.secrets()), flush=True)
-    return int(code)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -105,8 +125,8 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _error_report(invocation: commands.Invocation, error: HmigError) -> dict[str, Any]:
-    return reporting.build_report(
+def _error_result(invocation: commands.Invocation, error: HmigError) -> commands.Result:
+    report = reporting.build_report(
         command=invocation.command,
         environment=invocation.env_name,
         target=None,
@@ -115,10 +135,23 @@ def _error_report(invocation: commands.Invocation, error: HmigError) -> dict[str
         hmig_version=__version__,
         error=error,
     )
+    return commands.Result(
+        outcome=Outcome(error.outcome), exit_code=ExitCode(error.exit_code), report=report
+    )
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+class _StrictParser(argparse.ArgumentParser):
+    """An argument parser that raises instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigurationError(
+            f"invalid hmig arguments: {message}", hint="Run `hmig --help` for the grammar."
+        )
+
+
+def _parser(*, strict: bool = False) -> argparse.ArgumentParser:
+    kind = _StrictParser if strict else argparse.ArgumentParser
+    common = kind(add_help=False)
     # SUPPRESS lets the same option appear before or after the command without the
     # subcommand's default overwriting what was given before it.
     common.add_argument(
@@ -144,7 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="confirm a write to a protected environment from a terminal",
     )
-    parser = argparse.ArgumentParser(
+    parser = kind(
         prog="hmig",
         description="Safe PostgreSQL migrations for node-pg-migrate style repositories.",
         parents=[common],
