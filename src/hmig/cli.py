@@ -40,6 +40,9 @@ _COMMANDS: dict[str, tuple[CommandFn | None, str]] = {
 }
 
 
+COMMAND_NAMES = frozenset(_COMMANDS)
+
+
 class _Console:
     """Human text, with every secret masked; on stderr when stdout carries the JSON report."""
 

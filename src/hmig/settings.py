@@ -1,14 +1,18 @@
 """The process environment → `Settings`, read once at the entry point.
 
 Nothing below the entry points reads `os.environ`. Secrets (passwords inside URLs,
-`DB_PASSWORD`) are kept out of `repr` and listed by `secrets()` so every output can mask them.
+`DB_PASSWORD`, the GitHub token) are kept out of `repr` and listed by `secrets()` so every output
+can mask them. The Action's inputs arrive as `INPUT_<NAME>` with hyphens kept and every declared
+input present, empty when unset (github-actions.md §1.3); `ACTION_INPUTS` is the list a test keeps
+identical to `action.yml`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
@@ -17,6 +21,57 @@ from hmig.errors import ConfigurationError
 from hmig.model import Environment
 
 _DB_VARS = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD")
+_SECRET_VARS = ("DB_PASSWORD", "PGPASSWORD", "GITHUB_TOKEN", "INPUT_GITHUB-TOKEN")
+
+ACTION_INPUTS = (
+    "command",
+    "args",
+    "environment",
+    "manifest",
+    "working-directory",
+    "github-token",
+    "comment",
+    "database-url",
+)
+_COMMENT_MODES = ("always", "on-change", "never")
+
+
+@dataclass(frozen=True, slots=True)
+class ActionInputs:
+    """The Action's inputs, trimmed as the toolkit trims them; empty means not set."""
+
+    command: str
+    args: str
+    environment: str | None
+    manifest: str
+    working_directory: str
+    comment: str
+    github_token: str = field(repr=False)
+    database_url: str | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class GitHubContext:
+    """The `GITHUB_*` variables the runner exports to a Docker action (github-actions.md §1.4)."""
+
+    event_name: str
+    event_path: Path | None
+    repository: str | None
+    sha: str | None
+    run_id: str | None
+    run_attempt: str | None
+    server_url: str
+    api_url: str
+    workspace: Path
+    output_path: Path | None
+    summary_path: Path | None
+
+    @property
+    def run_url(self) -> str | None:
+        """The link to this run, for comments and summaries."""
+        if not (self.repository and self.run_id):
+            return None
+        return f"{self.server_url.rstrip('/')}/{self.repository}/actions/runs/{self.run_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +79,7 @@ class Settings:
     """What hmig reads from the process environment."""
 
     environ: Mapping[str, str] = field(repr=False)
+    database_url: str | None = field(default=None, repr=False)  # the Action's `database-url`
     github_actor: str | None = None
     github_sha: str | None = None
     github_run_id: str | None = None
@@ -43,21 +99,77 @@ class Settings:
             github_run_id=environ.get("GITHUB_RUN_ID") or None,
         )
 
+    def with_database_url(self, url: str | None) -> Settings:
+        """The same settings with the Action's `database-url` taking precedence."""
+        return replace(self, database_url=url or None)
+
     def secrets(self) -> list[str]:
-        """Every password hmig may have seen: they never appear in any output."""
-        found = [self.environ.get("DB_PASSWORD", ""), self.environ.get("PGPASSWORD", "")]
-        for value in self.environ.values():
+        """Every secret hmig may have seen (passwords, tokens): they never appear in any output."""
+        found = [self.environ.get(name, "") for name in _SECRET_VARS]
+        for value in (*self.environ.values(), self.database_url or ""):
             if "://" in value or "password=" in value:
                 found.append(_password_of(value))
         return sorted({s for s in found if s and len(s) >= 3}, key=len, reverse=True)
+
+    def connection_strings(self) -> list[str]:
+        """Every value that looks like a DSN: the Action masks them whole, not just the password."""
+        values = (*self.environ.values(), self.database_url or "")
+        return sorted({v.strip() for v in values if _looks_like_dsn(v)}, key=len, reverse=True)
+
+    def action_inputs(self) -> ActionInputs:
+        """The Action's inputs, validated; a bad value names the input."""
+        raw = {
+            name: self.environ.get(f"INPUT_{name.upper()}", "").strip() for name in ACTION_INPUTS
+        }
+        comment = raw["comment"] or "on-change"
+        if comment not in _COMMENT_MODES:
+            raise ConfigurationError(
+                f"input `comment` is {comment!r}",
+                hint=f"Use one of: {', '.join(_COMMENT_MODES)}.",
+            )
+        return ActionInputs(
+            command=raw["command"] or "plan",
+            args=raw["args"],
+            environment=raw["environment"] or None,
+            manifest=raw["manifest"] or "hmig.yml",
+            working_directory=raw["working-directory"] or ".",
+            comment=comment,
+            github_token=raw["github-token"] or self.environ.get("GITHUB_TOKEN", "").strip(),
+            database_url=raw["database-url"] or None,
+        )
+
+    def github(self) -> GitHubContext:
+        """Where the Action runs; defaults are github.com's (GHES sets its own URLs)."""
+        env = self.environ
+
+        def path(name: str) -> Path | None:
+            value = env.get(name, "").strip()
+            return Path(value) if value else None
+
+        return GitHubContext(
+            event_name=env.get("GITHUB_EVENT_NAME", "").strip(),
+            event_path=path("GITHUB_EVENT_PATH"),
+            repository=env.get("GITHUB_REPOSITORY") or None,
+            sha=env.get("GITHUB_SHA") or None,
+            run_id=env.get("GITHUB_RUN_ID") or None,
+            run_attempt=env.get("GITHUB_RUN_ATTEMPT") or None,
+            server_url=env.get("GITHUB_SERVER_URL") or "https://github.com",
+            api_url=env.get("GITHUB_API_URL") or "https://api.github.com",
+            workspace=path("GITHUB_WORKSPACE") or Path.cwd(),
+            output_path=path("GITHUB_OUTPUT"),
+            summary_path=path("GITHUB_STEP_SUMMARY"),
+        )
 
 
 def conninfo_for(environment: Environment, settings: Settings) -> str:
     """The connection string for a non-embedded environment.
 
-    `database.url_env` alone decides when the manifest gives it; otherwise `DATABASE_URL`, then
+    The Action's `database-url` input comes first; then `database.url_env` alone decides when the
+    manifest gives it; otherwise `DATABASE_URL`, then
     the team's `DB_HOST`/`DB_PORT`/`DB_NAME`/`DB_USER`/`DB_PASSWORD`.
     """
+    if settings.database_url:
+        return settings.database_url
     spec = environment.database
     if spec is not None and spec.url_env:
         value = settings.environ.get(spec.url_env, "").strip()
@@ -91,6 +203,18 @@ def conninfo_for(environment: Environment, settings: Settings) -> str:
         )
     except psycopg.ProgrammingError as exc:
         raise ConfigurationError(f"DB_* variables do not form a connection: {exc}") from exc
+
+
+def _input_var(name: str) -> str:
+    """The runner's name for an input: upper case, spaces to `_`, hyphens kept (§1.3)."""
+    return "INPUT_" + name.replace(" ", "_").upper()
+
+
+def _looks_like_dsn(value: str) -> bool:
+    text = value.strip()
+    return text.startswith(("postgres://", "postgresql://")) or (
+        "password=" in text and ("host=" in text or "dbname=" in text)
+    )
 
 
 def _password_of(value: str) -> str:
