@@ -148,3 +148,19 @@ class Interrupted(HmigError):
 
     exit_code = ExitCode.INTERRUPTED
     outcome = "cancelled"
+
+
+class GitHubError(HmigError):
+    """A GitHub API call failed after its retries; the Action reports it, never loses a result."""
+
+    def __init__(self, message: str, *, status: int | None = None, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class GitHubNotPermitted(GitHubError):
+    """The token may read but not write (fork PR, read-only token): degrade to the summary."""
+
+
+class CommentTooLong(GitHubError):
+    """GitHub refused a comment body longer than 65,536 characters (422)."""
