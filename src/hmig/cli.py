@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn, TextIO
 
-from hmig import __version__, commands, reporting
+from hmig import __version__, commands, faults, reporting
 from hmig import manifest as manifest_module
 from hmig.errors import ConfigurationError, ExitCode, HmigError, Interrupted
 from hmig.model import Outcome
@@ -29,9 +29,13 @@ _COMMANDS: dict[str, tuple[CommandFn | None, str]] = {
     "status": (commands.status, "list applied, pending and unknown migrations"),
     "plan": (commands.plan, "show what apply would do, with the exact SQL of each migration"),
     "apply": (commands.apply, "apply pending migrations under the migration lock"),
+    "drift": (commands.drift, "check that the database is what the migrations say it is"),
     "rollback": (commands.rollback, "undo the last applied migration(s), newest first"),
     "baseline": (commands.baseline, "record migrations up to --to as applied, without running"),
-    "repair": (commands.repair, "accept the current checksum of applied files changed on purpose"),
+    "repair": (
+        commands.repair,
+        "bring the history in line with the files: accept, re-map or remove rows",
+    ),
     "backup": (commands.backup, "take a verified backup now, with the environment's policy"),
     "restore": (commands.restore, "restore a backup into the environment's database"),
     "backups": (commands.backups, "list the environment's backups and what each one holds"),
@@ -61,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(manifest_module.schema(), indent=2))
         return ExitCode.OK
     settings = Settings.from_process()
+    faults.arm(settings.fault)  # test-only (tests/README.md, "Fault injection")
     as_json = bool(getattr(args, "json", False))
     console = _Console(sys.stderr if as_json else sys.stdout, settings.secrets())
     result = execute(_invocation(args, interactive=sys.stdin.isatty()), settings, console)
@@ -120,6 +125,7 @@ def _invocation(args: argparse.Namespace, *, interactive: bool) -> commands.Invo
         into_database=getattr(args, "into_database", None),
         confirm=getattr(args, "confirm", None),
         force=bool(getattr(args, "force", False)),
+        drift_check=getattr(args, "check", None),
     )
 
 
@@ -225,6 +231,13 @@ def _command_options(name: str, command: argparse.ArgumentParser) -> None:
         )
         command.add_argument(
             "--force", action="store_true", help="also required for a protected environment"
+        )
+    if name == "drift":
+        command.add_argument(
+            "--check",
+            choices=("history", "schema", "both"),
+            default=None,
+            help="which checks (default: the environment's drift.check; both when it is none)",
         )
     if name == "baseline":
         command.add_argument(

@@ -4,7 +4,8 @@ Each migration commits together with its history row (or all of them in one tran
 migration is applied exactly once or not at all. Statements that cannot run in a transaction
 run one by one, each recorded before and after, so a crash leaves an exact account instead of
 a guess. The first failure stops the run; what was applied stays applied and is reported.
-Pure: every effect goes through `Session`, `HistoryWriter` and `JsRenderer`.
+Pure: every effect goes through `Session`, `HistoryWriter` and `JsRenderer` (`faults.reached`
+marks where the fault-injection tests kill a run; it does nothing unless a test armed it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hmig import faults
 from hmig import statements as statement_text
 from hmig.errors import HmigError, InDoubt, JsMigrationError, Refused, StatementFailed
 from hmig.model import (
@@ -206,6 +208,7 @@ class _Runner:
                 return RunReport(ran=tuple(self.ran), cancelled=True)
             if failure is not None:
                 return RunReport(ran=tuple(self.ran), failure=failure)
+            faults.reached("after-commit")
         return RunReport(ran=tuple(self.ran))
 
     def _one(self, migration: MigrationFile, started: float) -> Failure | None:
@@ -222,7 +225,7 @@ class _Runner:
                 self._rollback()
                 if self._pause_before_retry(migration, failed, started):
                     continue
-                advice = _with_retry_note(self._advice_each(), failed)
+                advice = _with_retry_note(self._advice_each(failed.exc), failed)
                 return self._failure(migration, failed.exc, failed.statement, advice=advice)
             if not rendered.transactional:
                 return self._outside_transaction(migration, rendered, started)
@@ -241,7 +244,7 @@ class _Runner:
                 return rendered
             for statement in rendered.statements:
                 self.session.execute(statement.sql)
-            self._record(migration, started)
+            self._record_in_transaction(migration, started)
             self.session.commit()
         except (StatementFailed, JsMigrationError) as exc:
             raise _AttemptFailed(exc, statement) from exc
@@ -301,8 +304,14 @@ class _Runner:
                 if self._pause_before_retry(failed.migration, failed, started):
                     continue
                 advice = _with_retry_note(
-                    f"The whole batch was rolled back: none of the {len(pending)} migrations "
-                    f"was applied. Fix {failed.migration.path} and run hmig apply again.",
+                    "The server ended hmig's session during the batch. It commits together with "
+                    f"its history rows, so all {len(pending)} migrations are applied or none, "
+                    "and the history says which: when the server accepts connections again, "
+                    "run hmig apply again."
+                    if _session_ended(failed.exc)
+                    else f"The whole batch was rolled back: none of the {len(pending)} "
+                    f"migrations was applied. Fix {failed.migration.path} and run hmig apply "
+                    "again.",
                     failed,
                 )
                 failure = self._failure(failed.migration, failed.exc, failed.statement, advice)
@@ -331,9 +340,11 @@ class _Runner:
                 applied.append((current, rendered, self._elapsed(started)))
                 statement = None
             # One transaction: the history rows go in together, before the one commit.
+            faults.reached("before-history-row")
             self.history.record_applied_batch(
                 applied=[(m, ms) for m, _, ms in applied], context=self.options.context
             )
+            faults.reached("after-history-row")
             self.session.commit()
         except (StatementFailed, JsMigrationError, Refused) as exc:
             raise _AttemptFailed(exc, statement, current) from exc
@@ -358,33 +369,27 @@ class _Runner:
             self.history.record_statement(
                 migration=key, index=statement.index, checksum=checksum, state="started"
             )
+            faults.reached("before-statement")
             try:
                 self._run_statement_with_retries(migration, statement, started)
+                faults.reached("after-statement")
             except (StatementFailed, KeyboardInterrupt) as exc:
                 # The server rolled the failed statement back, so it is safe to run it again.
                 self._record_failed(migration, statement, checksum, exc)
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 completed = statement.index
-                advice = (
-                    f"This migration runs outside a transaction ({rendered.reason}). Statements "
-                    f"1 to {completed} of {total} ran and stay applied; statement "
-                    f"{completed + 1} failed and was rolled back. Fix it and run hmig "
-                    f"{self._command} again: it resumes at statement {completed + 1}."
-                    if completed
-                    else f"This migration runs outside a transaction ({rendered.reason}). "
-                    "Its first statement failed and was rolled back; nothing of it is applied. "
-                    f"Fix it and run hmig {self._command} again."
-                )
+                advice = self._advice_outside(rendered, exc, completed=completed, total=total)
                 return self._failure(
                     migration, exc, statement, advice=advice, done=completed, total=total
                 )
             self.history.record_statement(
                 migration=key, index=statement.index, checksum=checksum, state="done"
             )
+            faults.reached("between-statements")
         self.session.set_session_timeouts(lock_timeout_ms=0, statement_timeout_ms=0)
         self.session.begin()
-        self._record(migration, started)
+        self._record_in_transaction(migration, started)
         self.history.clear_progress(migration=self._progress_key(migration))
         self.session.commit()
         self._record_ran(migration, rendered, duration_ms=self._elapsed(started))
@@ -466,6 +471,12 @@ class _Runner:
             direction=self.options.direction,
         )
 
+    def _record_in_transaction(self, migration: MigrationFile, started: float) -> None:
+        """The history row, inside the migration's open transaction (a fault point each side)."""
+        faults.reached("before-history-row")
+        self._record(migration, started)
+        faults.reached("after-history-row")
+
     def _record(self, migration: MigrationFile, started: float) -> None:
         if self.options.direction == "down":
             self.history.record_reverted(migration=migration, context=self.options.context)
@@ -512,9 +523,42 @@ class _Runner:
         self.ran.append(ran)
         self.progress.finished(ran)
 
-    def _advice_each(self) -> str:
+    def _advice_outside(
+        self, rendered: Rendered, exc: BaseException, *, completed: int, total: int
+    ) -> str:
+        """What to do after statement `completed + 1` of a non-transactional migration failed."""
+        outside = f"This migration runs outside a transaction ({rendered.reason})."
+        if _session_ended(exc):
+            # Cut off with its session, the statement may have taken effect (or left an
+            # INVALID index): its progress row stays `started` and the next run asks a human.
+            kept = f"; statements 1 to {completed} ran and stay applied" if completed else ""
+            return (
+                f"{outside} The server ended hmig's session while statement {completed + 1} of "
+                f"{total} ran, so whether it took effect is unknown{kept}. When the server "
+                f"accepts connections again, run hmig {self._command} again: it stops at that "
+                "statement and says how to check it."
+            )
+        if completed:
+            return (
+                f"{outside} Statements 1 to {completed} of {total} ran and stay applied; "
+                f"statement {completed + 1} failed and was rolled back. Fix it and run hmig "
+                f"{self._command} again: it resumes at statement {completed + 1}."
+            )
+        return (
+            f"{outside} Its first statement failed and was rolled back; nothing of it is "
+            f"applied. Fix it and run hmig {self._command} again."
+        )
+
+    def _advice_each(self, exc: HmigError) -> str:
         kept = len(self.ran)
         earlier = f"the {kept} migration(s) before it in this run stay applied. " if kept else ""
+        if _session_ended(exc):
+            return (
+                "The server ended hmig's session while this migration ran. It commits together "
+                "with its history row, so it is applied entirely or not at all, and the history "
+                f"says which; {earlier}Nothing points at the migration itself: when the server "
+                "accepts connections again, run hmig apply again."
+            )
         return f"This migration was rolled back; {earlier}Fix it and run hmig apply again."
 
     def _failure(
@@ -571,6 +615,15 @@ class _AttemptFailed(Exception):
         self.statement = statement
         self.migration = migration
         self.exhausted: str | None = None
+
+
+def _session_ended(exc: BaseException) -> bool:
+    """The server ended the session (it says nothing about the migration's SQL).
+
+    PostgreSQL docs, Appendix A: class 08 (connection exception) and 57P01-57P05 (terminated
+    by an administrator or a shutdown, cannot connect now, database dropped, idle timeout).
+    """
+    return isinstance(exc, StatementFailed) and (exc.sqlstate or "").startswith(("08", "57P0"))
 
 
 def _with_retry_note(advice: str, failed: _AttemptFailed) -> str:

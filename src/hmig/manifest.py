@@ -24,6 +24,7 @@ from hmig.errors import ConfigurationError, ManifestError
 from hmig.model import (
     BackupPolicy,
     DatabaseSpec,
+    DriftPolicy,
     Environment,
     LintPolicy,
     LockRetry,
@@ -43,6 +44,11 @@ _DEFAULTS: Mapping[str, tuple[object, object]] = {
     "lint.fail_on": ("never", "error"),
     "backup.mode": ("none", "full"),
     "backup.required": (False, True),
+    # History drift is certain and costs nothing, so every environment checks it and fails on
+    # it (Flyway validates on migrate by default too); the schema check needs a shadow
+    # database and a replay of every migration, so only protected environments pay for it.
+    "drift.check": ("history", "both"),
+    "drift.fail": (True, True),
 }
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(us|ms|s|min|h|d)?\s*$")
@@ -82,6 +88,7 @@ def parse(text: str, *, path: Path) -> Manifest:
         )
     _reject_duplicate_keys(root, display)
     _validate(data, root, display)
+    _check_renamed(data, root, display)
     default = data.get("default_environment")
     if default is not None and default not in data["environments"]:
         raise ManifestError(
@@ -265,6 +272,20 @@ def _did_you_mean(word: str, options: Iterator[str] | Mapping[str, object] | set
     return f"did you mean {close[0]!r}?" if close else ""
 
 
+def _check_renamed(data: Mapping[str, Any], root: yaml.Node | None, display: str) -> None:
+    """A rename to itself is a typo; whether the names exist is `planning`'s to check."""
+    renamed = data["migrations"].get("renamed") or {}
+    for old, new in renamed.items():
+        if old == new:
+            raise ManifestError(
+                f"{old!r} is renamed to itself",
+                file=display,
+                line=_line_of(root, ["migrations", "renamed", old], key=True),
+                key=f"migrations.renamed.{old}",
+                hint="Map the name the history table holds to the file's name now.",
+            )
+
+
 # --- building the value -----------------------------------------------------------------------
 
 
@@ -276,6 +297,7 @@ def _build(data: dict[str, Any], path: Path) -> Manifest:
         table=migrations.get("table", "pgmigrations"),
         schema=migrations.get("schema", "public"),
         order=tuple(order) if order is not None else None,
+        renamed=dict(migrations.get("renamed") or {}),
     )
     environments = {
         name: _environment(name, raw or {}, base_dir=path.parent)
@@ -315,6 +337,18 @@ def _environment(name: str, raw: Mapping[str, Any], *, base_dir: Path) -> Enviro
         ),
         lint=LintPolicy(fail_on=setting("lint.fail_on"), ignore=tuple(lint.get("ignore", ()))),
         backup=_backup(raw.get("backup") or {}, setting, base_dir=base_dir),
+        drift=_drift(raw.get("drift") or {}, setting),
+    )
+
+
+def _drift(raw: Mapping[str, Any], setting: Any) -> DriftPolicy:
+    return DriftPolicy(
+        check=setting("drift.check"),
+        fail=bool(setting("drift.fail")),
+        ignore=tuple(raw.get("ignore", ())),
+        privileges=bool(raw.get("privileges", False)),
+        shadow_url_env=raw.get("shadow_url_env"),
+        schemas=tuple(raw.get("schemas", ("public",))),
     )
 
 

@@ -93,6 +93,36 @@ class BackupPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class DriftPolicy:
+    """`drift:` of an environment, defaults applied (README, "Drift")."""
+
+    check: str  # "history" | "schema" | "both" | "none"
+    fail: bool  # drift found by plan or apply exits 1 before any migration runs
+    ignore: tuple[str, ...] = ()  # fnmatch patterns on a finding's `object` text
+    privileges: bool = False  # also compare ownership and grants
+    shadow_url_env: str | None = None  # None: a database on the embedded PostgreSQL
+    schemas: tuple[str, ...] = ("public",)  # managed schemas to snapshot
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        """The checks this policy runs, in the order they run: a subset of history, schema."""
+        return CHECKS[self.check]
+
+
+# `drift.check` → the checks it runs; `hmig drift --check` takes the same words.
+CHECKS: Mapping[str, tuple[str, ...]] = {
+    "history": ("history",),
+    "schema": ("schema",),
+    "both": ("history", "schema"),
+    "none": (),
+}
+
+
+def _unprotected_drift() -> DriftPolicy:
+    return DriftPolicy(check="history", fail=True)
+
+
+@dataclass(frozen=True, slots=True)
 class Environment:
     """One entry of `environments:` with every default already applied."""
 
@@ -106,6 +136,7 @@ class Environment:
     lock_retry: LockRetry = field(default_factory=LockRetry)
     lint: LintPolicy = field(default_factory=LintPolicy)
     backup: BackupPolicy | None = None
+    drift: DriftPolicy = field(default_factory=_unprotected_drift)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +147,7 @@ class MigrationsConfig:
     table: str
     schema: str
     order: tuple[str, ...] | None
+    renamed: Mapping[str, str] = field(default_factory=dict)  # old name → new name
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +256,7 @@ class Recorded:
     adopted: bool
     applied_by: str | None
     hmig_version: str | None
+    recorded_at: datetime | None = None  # when this checksum was recorded (applied, accepted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +305,47 @@ class Plan:
     unknown: tuple[Applied, ...]  # history rows that no file explains
     out_of_order: tuple[str, ...]  # pending names that sort before an applied one
     notices: tuple[Notice, ...]
+
+
+# --- drift ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DriftFinding:
+    """One way the database is not what the repository says (README, "Drift")."""
+
+    check: str  # "history" | "schema"
+    code: str  # kebab-case, e.g. "file-changed", "column-unexpected"
+    object: str  # what it is about, in words: "migration 001_a", "column public.t.phone"
+    message: str  # one sentence: what differs, and since when
+    hint: str | None = None  # what to do
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """The drift checks one command ran, and what they found."""
+
+    checked: tuple[str, ...]  # "history", "schema", in the order they ran
+    fail: bool  # findings fail this run (exit 1, outcome `drift`)
+    findings: tuple[DriftFinding, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        """True when this run stops because of drift."""
+        return self.fail and bool(self.findings)
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """One change `hmig repair` makes to the history on purpose, and why."""
+
+    action: str  # "accept" | "remap" | "remove"
+    name: str  # the history row's name as recorded
+    detail: str
+    checksum: str | None = None  # accept: the file's checksum now
+    row_id: int | None = None  # remap, remove: the `pgmigrations` row
+    new_name: str | None = None  # remap: the migration the row now names
 
 
 # --- running ----------------------------------------------------------------------------------

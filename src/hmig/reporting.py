@@ -18,6 +18,8 @@ from hmig.model import (
     Applied,
     BackupArtifact,
     BackupPlan,
+    Drift,
+    DriftFinding,
     Failure,
     Finding,
     MigrationFile,
@@ -35,9 +37,8 @@ from hmig.model import (
 WARNING_CODES = (
     "out-of-order",
     "legacy-up-name",
-    "unknown-history-row",
-    "duplicate-history-row",
     "adopted",
+    "unverified",
     "not-rendered",
     "backup-unencrypted",
     "backup-full",
@@ -71,10 +72,12 @@ def build_report(
     findings: Sequence[Finding] = (),
     backup: BackupArtifact | None = None,
     backup_plan: BackupPlan | None = None,
+    drift: Drift | None = None,
 ) -> dict[str, Any]:
     """The one machine-readable report every command prints with `--json`.
 
     `context` is always null here: only the GitHub Action knows the event, and it fills it in.
+    `drift` is null when no drift check ran.
     """
     return {
         "hmig_version": hmig_version,
@@ -92,6 +95,7 @@ def build_report(
         "findings": [_finding(f) for f in findings],
         "backup": backup_report(backup) if backup else None,
         "backup_plan": _backup_plan(backup_plan) if backup_plan else None,
+        "drift": _drift(drift) if drift else None,
         "restored": None,  # `restore` fills these two in
         "backups": None,
         "error": _error(error) if error else None,
@@ -185,6 +189,24 @@ def lint_summary(findings: Sequence[Finding], *, failed: bool, fail_on: str) -> 
     if failed:
         return f"✗ {counted}, at or above lint.fail_on: {fail_on}. Nothing was applied."
     return f"{counted} (lint.fail_on: {fail_on})."
+
+
+def drift_lines(drift: Drift, *, note: str | None = None) -> list[str]:
+    """What the drift checks found, each finding with what to do; one line when clean.
+
+    `note` says what the findings mean for this run when they do not fail it.
+    """
+    checked = " and ".join(drift.checked) or "nothing"
+    if not drift.findings:
+        return [f"✓ No drift ({checked} checked)."]
+    mark = "✗" if drift.fail else "⚠"
+    consequence = f" ({note})" if note and not drift.fail else ""
+    lines = [f"{mark} Drift ({checked} checked): {len(drift.findings)} finding(s){consequence}:"]
+    for finding in drift.findings:
+        lines.append(f"   {mark} {finding.code}: {finding.message}")
+        if finding.hint:
+            lines.append(f"     fix: {finding.hint}")
+    return lines
 
 
 def started_line(migration: MigrationFile) -> str:
@@ -353,6 +375,25 @@ def backup_report(artifact: BackupArtifact) -> dict[str, Any]:
         "verified": artifact.verified,
         "tables": list(artifact.tables),
         "encrypted": artifact.encrypted,
+    }
+
+
+def _drift(drift: Drift) -> dict[str, Any]:
+    return {
+        "checked": list(drift.checked),
+        "fail": drift.fail,
+        "findings": [_drift_finding(f) for f in drift.findings],
+    }
+
+
+def _drift_finding(finding: DriftFinding) -> dict[str, Any]:
+    return {
+        "check": finding.check,
+        "code": finding.code,
+        "object": finding.object,
+        "message": finding.message,
+        "hint": finding.hint,
+        "since": finding.since.isoformat() if finding.since else None,
     }
 
 

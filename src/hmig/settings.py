@@ -83,6 +83,7 @@ class Settings:
     github_actor: str | None = None
     github_sha: str | None = None
     github_run_id: str | None = None
+    fault: str | None = None  # HMIG_FAULT: a test-only fault point (hmig.faults)
 
     @classmethod
     def from_process(cls) -> Settings:
@@ -97,6 +98,7 @@ class Settings:
             github_actor=environ.get("GITHUB_ACTOR") or environ.get("USER") or None,
             github_sha=environ.get("GITHUB_SHA") or None,
             github_run_id=environ.get("GITHUB_RUN_ID") or None,
+            fault=environ.get("HMIG_FAULT") or None,
         )
 
     def with_database_url(self, url: str | None) -> Settings:

@@ -155,12 +155,12 @@ def test_repair__shows_then_accepts_changed_checksum(project: Project) -> None:
     before = db.scalar("SELECT checksum FROM hmig_history WHERE name = '001_a'")
     preview = project.hmig("repair")
     assert preview.code == 0
-    assert "Would accept 1 change(s):" in preview.out
-    assert "001_a: file changed since it was recorded" in preview.out
+    assert "Would repair 1 history entry:" in preview.out
+    assert "accept 001_a: file changed since it was recorded" in preview.out
     assert db.scalar("SELECT checksum FROM hmig_history WHERE name = '001_a'") == before
     done = project.hmig("repair", "--yes")
     assert done.code == 0, done.text
-    assert "Accepted 1 change(s):" in done.out
+    assert "Repaired 1 history entry:" in done.out
     after = db.scalar("SELECT checksum FROM hmig_history WHERE name = '001_a'")
     assert after != before
     assert db.scalar("SELECT count(*) FROM hmig_audit WHERE action = 'repair'") == 1

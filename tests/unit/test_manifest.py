@@ -14,6 +14,7 @@ from hmig.errors import ConfigurationError, ExitCode, ManifestError
 from hmig.model import (
     BackupPolicy,
     DatabaseSpec,
+    DriftPolicy,
     Environment,
     LintPolicy,
     Manifest,
@@ -111,6 +112,7 @@ def test_parse__every_key_given__builds_the_exact_manifest() -> None:
                 strict_order=True,
                 lint=LintPolicy(fail_on="error"),
                 backup=BackupPolicy(mode="full", required=True, dir=Path("/project/backups")),
+                drift=DriftPolicy(check="both", fail=True),
             ),
         },
     )
@@ -255,7 +257,7 @@ def test_parse__unknown_key__names_line_key_path_and_suggestion() -> None:
     assert error.key == "environments.dev.lock_timout"
     assert error.message.startswith(
         "hmig.yml:8: environments.dev.lock_timout: unknown key 'lock_timout' (allowed here: "
-        "backup, database, lint, lock_retry, lock_timeout, protected, statement_timeout, "
+        "backup, database, drift, lint, lock_retry, lock_timeout, protected, statement_timeout, "
         "strict_order, transaction)"
     )
     assert error.message.endswith("did you mean 'lock_timeout'?")

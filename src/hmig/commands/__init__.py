@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hmig.commands._common import Console, Invocation, Result
+from hmig.commands.drift import drift
 from hmig.commands.engine import apply, plan, status, validate
 from hmig.commands.lifecycle import baseline, new, repair, rollback
 from hmig.commands.recovery import backup, backups, restore
@@ -15,6 +16,7 @@ __all__ = [
     "backup",
     "backups",
     "baseline",
+    "drift",
     "new",
     "plan",
     "repair",

@@ -30,6 +30,7 @@ from hmig.linter import Squawk, read_sources
 from hmig.model import (
     BackupArtifact,
     BackupPlan,
+    Drift,
     Environment,
     Finding,
     History,
@@ -78,6 +79,7 @@ class Invocation:
     into_database: str | None = None  # restore --into-database
     confirm: str | None = None  # restore --confirm ENV
     force: bool = False  # restore --force (protected environments)
+    drift_check: str | None = None  # drift --check history|schema|both; None: the policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ def load_project(invocation: Invocation) -> Project:
     ordered = planning.order(
         found, explicit=manifest.migrations.order, manifest_file=manifest.path.name
     )
+    planning.check_renamed(ordered, manifest.migrations.renamed, manifest_file=manifest.path.name)
     return Project(manifest=manifest, environment=environment, files=ordered)
 
 
@@ -176,7 +179,9 @@ def read_history(session: postgres.PgSession, tables: postgres.HistoryTables) ->
 
 def history_tables(project: Project, session: postgres.PgSession) -> postgres.HistoryTables:
     config = project.manifest.migrations
-    return postgres.HistoryTables(session, schema=config.schema, table=config.table)
+    return postgres.HistoryTables(
+        session, schema=config.schema, table=config.table, renamed=config.renamed
+    )
 
 
 @contextmanager
@@ -304,9 +309,11 @@ def make_result(
     findings: Sequence[Finding] = (),
     backup: BackupArtifact | None = None,
     backup_plan: BackupPlan | None = None,
+    drift: Drift | None = None,
 ) -> Result:
     exit_code = {
         Outcome.FAILED: ExitCode.NO,
+        Outcome.DRIFT: ExitCode.NO,
         Outcome.CANCELLED: ExitCode.INTERRUPTED,
     }.get(outcome, ExitCode.OK)
     report = reporting.build_report(
@@ -327,5 +334,6 @@ def make_result(
         findings=findings,
         backup=backup,
         backup_plan=backup_plan,
+        drift=drift,
     )
     return Result(outcome=outcome, exit_code=exit_code, report=report)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
-from hmig import execution, planning, postgres, reporting
+from hmig import execution, faults, planning, postgres, reporting
 from hmig.commands._common import (
     Console,
     Invocation,
@@ -26,11 +28,13 @@ from hmig.commands._common import (
     render_pending,
     run_context,
 )
+from hmig.commands.drift import check, schema_passed, unverified, verify_recorded
 from hmig.commands.recovery import backup_gate
 from hmig.lint import LintReport
 from hmig.model import (
     BackupArtifact,
     BackupPlan,
+    Drift,
     Finding,
     History,
     Kind,
@@ -68,43 +72,76 @@ def validate(invocation: Invocation, settings: Settings, console: Console) -> Re
 
 
 def status(invocation: Invocation, settings: Settings, console: Console) -> Result:
-    """Applied / pending / unknown, read in a read-only transaction."""
+    """Applied / pending / unknown, read in a read-only transaction.
+
+    With `drift.check` history (or both), history drift is shown too; status never fails on it.
+    """
     project = load_project(invocation)
     with connect(project, settings, console, invocation) as session:
         history = read_history(session, history_tables(project, session))
-        plan = planning.plan(project.files, history)
+        plan = planning.plan(project.files, history, renamed=project.manifest.migrations.renamed)
+        found = (
+            check(
+                project,
+                settings,
+                console,
+                session=session,
+                history=history,
+                checks=["history"],
+                fail=False,
+            )
+            if "history" in project.environment.drift.checks
+            else None
+        )
+        notices = (*plan.notices, *unverified(project, history, found))
         for text in reporting.status_lines(plan):
             console.line(text)
-        print_notices(console, plan.notices)
+        print_notices(console, notices)
+        if found is not None and found.findings:
+            for text in reporting.drift_lines(found, note="status never fails on drift"):
+                console.line(text)
         return make_result(
             invocation,
             project,
             Outcome.OK,
             target=session.target,
             plan=plan,
+            notices=notices,
+            drift=found,
         )
 
 
 def plan(invocation: Invocation, settings: Settings, console: Console) -> Result:
     """What apply would do, with the exact SQL and its lint, in a read-only transaction."""
     project = load_project(invocation)
+    policy = project.environment.drift
     with connect(project, settings, console, invocation) as session:
-        session.begin(read_only=True)
-        try:
-            history = history_tables(project, session).read()
-            plan_ = planning.plan(project.files, history, target=invocation.target)
-            planning.check_runnable(plan_.to_run)
-            preview = _preview(project, settings, session, None, plan_.to_run, strict=True)
-        finally:
-            session.rollback()
-        notices = (*plan_.notices, *preview.notices)
+        # The schema check compares the live catalog: an apply in flight is waited for.
+        with _lock_for_schema(session, invocation, checks=policy.checks):
+            session.begin(read_only=True)
+            try:
+                history = history_tables(project, session).read()
+                plan_ = planning.plan(
+                    project.files,
+                    history,
+                    target=invocation.target,
+                    renamed=project.manifest.migrations.renamed,
+                )
+                planning.check_runnable(plan_.to_run)
+                preview = _preview(project, settings, session, None, plan_.to_run, strict=True)
+            finally:
+                session.rollback()
+            found = _drift(project, settings, console, session, history)
+        notices = (*plan_.notices, *unverified(project, history, found), *preview.notices)
         console.line(reporting.counts(plan_))
         print_notices(console, notices)
+        _print_drift(console, found, stops="apply would run nothing")
         console.line()
         for text in reporting.plan_lines(preview.rendered, preview.lint.findings):
             console.line(text)
         _refuse_outside_transaction(project, preview.rendered)
-        planning.check_order(plan_, strict=project.environment.strict_order)
+        if found is None or not found.failed:
+            planning.check_order(plan_, strict=project.environment.strict_order)
         outcome = Outcome.OK if preview.rendered else Outcome.NOTHING_TO_DO
         backup_plan = _backup_plan(project, preview) if preview.rendered else None
         if backup_plan is not None:
@@ -112,6 +149,8 @@ def plan(invocation: Invocation, settings: Settings, console: Console) -> Result
             console.line(_backup_line(backup_plan))
         if preview.lint.failed:
             outcome = Outcome.FAILED
+        if found is not None and found.failed:
+            outcome = Outcome.DRIFT
         return make_result(
             invocation,
             project,
@@ -122,6 +161,7 @@ def plan(invocation: Invocation, settings: Settings, console: Console) -> Result
             notices=notices,
             findings=_all_findings(preview),
             backup_plan=backup_plan,
+            drift=found,
         )
 
 
@@ -136,8 +176,12 @@ def apply(invocation: Invocation, settings: Settings, console: Console) -> Resul
         confirm_write(project, session, invocation)
         tables = history_tables(project, session)
         context = run_context(settings)
+        faults.reached("before-lock")
         with postgres.advisory_lock(session, wait_s=invocation.lock_wait_s):
-            history, plan_ = _check(project, session, tables, invocation)
+            history, plan_, found = _check(project, settings, console, session, tables, invocation)
+            if found is not None and found.failed:
+                return _drift_failed(invocation, project, console, session.target, plan_, found)
+            _print_drift(console, found, stops=None)
             needs_js = any(m.kind is Kind.JS for m in plan_.to_run)
             with optional_bridge(project, settings, needed=needs_js) as bridge:
                 session.begin(read_only=True)
@@ -162,12 +206,26 @@ def apply(invocation: Invocation, settings: Settings, console: Console) -> Resul
                     if plan_.to_run
                     else (None, [])
                 )
-                adopted = _bookkeep(session, tables, project, history, context, artifact)
-                notices = (*plan_.notices, *preview.notices, *backup_notices, *adopted)
+                adopted = _bookkeep(
+                    session,
+                    tables,
+                    project,
+                    history,
+                    context,
+                    artifact,
+                    verify=schema_passed(found),
+                )
+                skip = {n.migration for n in adopted if n.migration}
+                notices = (
+                    *plan_.notices,
+                    *unverified(project, history, found, skip=skip),
+                    *preview.notices,
+                    *backup_notices,
+                    *adopted,
+                )
                 print_notices(console, notices)
                 run = _run(project, session, tables, plan_, history, context, console, bridge)
-            after = read_history(session, tables)
-        left = planning.plan(project.files, after)
+            left = _left(project, session, tables, plan_, run)
         for text in reporting.result_lines(run, pending_left=len(left.pending)):
             console.line(text)
         return make_result(
@@ -180,10 +238,35 @@ def apply(invocation: Invocation, settings: Settings, console: Console) -> Resul
             notices=notices,
             findings=_all_findings(preview),
             backup=artifact,
+            drift=found,
         )
 
 
 # --- apply, step by step ----------------------------------------------------------------------
+
+
+def _left(
+    project: Project,
+    session: postgres.PgSession,
+    tables: postgres.HistoryTables,
+    plan_: Plan,
+    run: RunReport,
+) -> Plan:
+    """The plan after the run, from the history as committed.
+
+    When the server ended the session mid-run (pg_terminate_backend, a restart), the history
+    cannot be read again; the run's own report says what was applied before that, so it is
+    taken off what is pending rather than losing the report to a second connection error.
+    """
+    if session.usable():
+        after = read_history(session, tables)
+        return planning.plan(project.files, after, renamed=project.manifest.migrations.renamed)
+    ran = {r.name for r in run.ran}
+    return dataclasses.replace(
+        plan_,
+        pending=tuple(m for m in plan_.pending if m.name not in ran),
+        to_run=tuple(m for m in plan_.to_run if m.name not in ran),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,17 +287,92 @@ def _print_preview(console: Console, project: Project, plan_: Plan, preview: _Pr
 
 def _check(
     project: Project,
+    settings: Settings,
+    console: Console,
     session: postgres.PgSession,
     tables: postgres.HistoryTables,
     invocation: Invocation,
-) -> tuple[History, Plan]:
-    """Everything that can refuse the run, read-only, before anything is written."""
+) -> tuple[History, Plan, Drift | None]:
+    """Everything that can refuse the run, read-only, before anything is written.
+
+    Drift that fails the run is returned, not raised: the caller reports it (exit 1) before the
+    backup, before hmig's own bookkeeping, before any migration.
+    """
     history = read_history(session, tables)
-    plan_ = planning.plan(project.files, history, target=invocation.target)
-    planning.check_order(plan_, strict=project.environment.strict_order)
+    plan_ = planning.plan(
+        project.files,
+        history,
+        target=invocation.target,
+        renamed=project.manifest.migrations.renamed,
+    )
     planning.check_runnable(plan_.to_run)
     execution.check_resumable(plan_.to_run, history.progress)
-    return history, plan_
+    found = _drift(project, settings, console, session, history)
+    if found is None or not found.failed:
+        planning.check_order(plan_, strict=project.environment.strict_order)
+    return history, plan_, found
+
+
+def _drift(
+    project: Project,
+    settings: Settings,
+    console: Console,
+    session: postgres.PgSession,
+    history: History,
+) -> Drift | None:
+    """The environment's drift checks; None when its policy is `check: none`."""
+    policy = project.environment.drift
+    if not policy.checks:
+        return None
+    return check(
+        project,
+        settings,
+        console,
+        session=session,
+        history=history,
+        checks=policy.checks,
+        fail=policy.fail,
+    )
+
+
+def _lock_for_schema(
+    session: postgres.PgSession, invocation: Invocation, *, checks: Sequence[str]
+) -> AbstractContextManager[None]:
+    """The migration lock for `plan`, held only when it compares the live schema."""
+    if "schema" in checks:
+        return postgres.advisory_lock(session, wait_s=invocation.lock_wait_s)
+    return nullcontext()
+
+
+def _print_drift(console: Console, found: Drift | None, *, stops: str | None) -> None:
+    if found is None or (not found.findings and "schema" not in found.checked):
+        return  # a clean history check is not news; a clean schema check took a while
+    for text in reporting.drift_lines(found, note="drift.fail: false, so the run goes on"):
+        console.line(text)
+    if found.failed and stops:
+        console.line(f"✗ drift.fail is true: {stops}.")
+
+
+def _drift_failed(
+    invocation: Invocation,
+    project: Project,
+    console: Console,
+    target: Target,
+    plan_: Plan,
+    found: Drift,
+) -> Result:
+    """Drift stops apply before the backup and before any write (exit 1, outcome drift)."""
+    console.line(reporting.counts(plan_))
+    _print_drift(console, found, stops="nothing was applied, and nothing was written")
+    return make_result(
+        invocation,
+        project,
+        Outcome.DRIFT,
+        target=target,
+        plan=plan_,
+        notices=plan_.notices,
+        drift=found,
+    )
 
 
 def _preview(
@@ -252,23 +410,33 @@ def _bookkeep(
     history: History,
     context: RunContext,
     artifact: BackupArtifact | None,
+    *,
+    verify: bool,
 ) -> tuple[Notice, ...]:
-    """Create hmig's tables when missing, adopt rows other tools wrote, log the backup."""
+    """Create hmig's tables when missing, adopt rows other tools wrote, log the backup.
+
+    With `verify` (a schema check just passed), adopted rows are marked verified.
+    """
     session.begin()
     try:
         tables.ensure()
         adopted_names = tables.adopt({f.name: f for f in project.files}, history, context)
+        if verify:
+            verify_recorded(project, tables, tables.read(), context)
         if artifact is not None:
             tables.record_backup(artifact=artifact, context=context)
         session.commit()
     except BaseException:
         session.rollback()
         raise
+    state = (
+        "verified by the schema drift check" if verify else "unverified until a drift check passes"
+    )
     return tuple(
         Notice(
             code="adopted",
             message=f"{name} was applied by another tool; hmig recorded its current checksum "
-            "(unverified until a drift check passes)",
+            f"({state})",
             migration=name,
         )
         for name in adopted_names

@@ -32,12 +32,12 @@ from hmig.commands.recovery import backup_gate
 from hmig.errors import HmigError, JsMigrationError, Refused
 from hmig.model import (
     BackupArtifact,
-    History,
     Kind,
     MigrationFile,
     Outcome,
     Ran,
     Rendered,
+    Repair,
     Retry,
     RunContext,
     RunReport,
@@ -68,7 +68,11 @@ def rollback(invocation: Invocation, settings: Settings, console: Console) -> Re
         with postgres.advisory_lock(session, wait_s=invocation.lock_wait_s):
             history = read_history(session, tables)
             targets = planning.rollback_range(
-                project.files, history, count=invocation.count, to=invocation.to
+                project.files,
+                history,
+                count=invocation.count,
+                to=invocation.to,
+                renamed=project.manifest.migrations.renamed,
             )
             needs_js = any(m.kind is Kind.JS for m in targets)
             with optional_bridge(project, settings, needed=needs_js) as bridge:
@@ -103,7 +107,7 @@ def rollback(invocation: Invocation, settings: Settings, console: Console) -> Re
                     jitter=random.random,
                 )
             after = read_history(session, tables)
-        left = planning.plan(project.files, after)
+        left = planning.plan(project.files, after, renamed=project.manifest.migrations.renamed)
         for text in _result_lines(run):
             console.line(text)
         return make_result(
@@ -138,7 +142,9 @@ def baseline(invocation: Invocation, settings: Settings, console: Console) -> Re
             session.begin()
             try:
                 history = tables.read()
-                plan_ = planning.plan(project.files, history)
+                plan_ = planning.plan(
+                    project.files, history, renamed=project.manifest.migrations.renamed
+                )
                 pending = {m.name for m in plan_.pending}
                 recorded = [m for m in upto if m.name in pending]
                 tables.ensure()
@@ -156,7 +162,7 @@ def baseline(invocation: Invocation, settings: Settings, console: Console) -> Re
             console.line(f"  ✓ {migration.name}")
     if skipped:
         console.line(f"{skipped} migration(s) up to {invocation.to} were already applied.")
-    left = planning.plan(project.files, after)
+    left = planning.plan(project.files, after, renamed=project.manifest.migrations.renamed)
     return make_result(
         invocation,
         project,
@@ -167,8 +173,14 @@ def baseline(invocation: Invocation, settings: Settings, console: Console) -> Re
 
 
 def repair(invocation: Invocation, settings: Settings, console: Console) -> Result:
-    """Accept the current checksum of applied files changed on purpose (and adopted rows)."""
+    """Bring the history in line with the files on purpose: what history drift reports.
+
+    Accepts the checksum of applied files changed on purpose and of rows adopted from another
+    tool; re-maps a row whose file was renamed (recognised by its content); removes rows no
+    file explains and second rows of a migration. Without --yes it only shows what it would do.
+    """
     project = load_project(invocation)
+    renamed = project.manifest.migrations.renamed
     with connect(project, settings, console, invocation) as session:
         tables = history_tables(project, session)
         context = run_context(settings)
@@ -176,35 +188,71 @@ def repair(invocation: Invocation, settings: Settings, console: Console) -> Resu
             session.begin()
             try:
                 history = tables.read()
-                by_name = {f.name: f for f in project.files}
-                if invocation.yes:
+                if invocation.yes and history.table_exists:
                     tables.ensure()
-                    tables.adopt(by_name, history, context)
+                    tables.adopt({f.name: f for f in project.files}, history, context)
                     history = tables.read()
-                changes = _repairs(history, by_name)
+                changes = planning.repairs(project.files, history, renamed=renamed)
                 if not changes:
                     session.rollback()
-                    console.line("Nothing to repair: every applied file matches its record.")
+                    console.line("Nothing to repair: the history matches the migration files.")
                     return make_result(
                         invocation, project, Outcome.NOTHING_TO_DO, target=session.target
                     )
-                verb = "Accepted" if invocation.yes else "Would accept"
-                console.line(f"{verb} {len(changes)} change(s):")
-                for name, checksum, detail in changes:
-                    console.line(f"  {name}: {detail}")
+                verb = "Repaired" if invocation.yes else "Would repair"
+                console.line(f"{verb} {len(changes)} history entr{_ies(len(changes))}:")
+                for change in changes:
+                    console.line(f"  {_repair_line(change)}")
                     if invocation.yes:
-                        tables.accept_checksum(
-                            name=name, checksum=checksum, detail=detail, context=context
-                        )
+                        _apply_repair(tables, change, context)
                 if invocation.yes:
                     session.commit()
                 else:
                     session.rollback()
-                    console.line("Nothing was written. Run again with --yes to record these.")
+                    console.line("Nothing was written. Run again with --yes to make these changes.")
             except BaseException:
                 session.rollback()
                 raise
-        return make_result(invocation, project, Outcome.OK, target=session.target)
+            after = read_history(session, tables)
+        return make_result(
+            invocation,
+            project,
+            Outcome.OK,
+            target=session.target,
+            plan=planning.plan(project.files, after, renamed=renamed),
+        )
+
+
+def _ies(count: int) -> str:
+    return "y" if count == 1 else "ies"
+
+
+def _repair_line(change: Repair) -> str:
+    if change.action == "remap":
+        return f"re-map {change.name} → {change.new_name}: {change.detail}"
+    return f"{change.action} {change.name}: {change.detail}"
+
+
+def _apply_repair(tables: postgres.HistoryTables, change: Repair, context: RunContext) -> None:
+    if change.action == "accept":
+        assert change.checksum is not None
+        tables.accept_checksum(
+            name=change.name, checksum=change.checksum, detail=change.detail, context=context
+        )
+    elif change.action == "remap":
+        assert change.row_id is not None and change.new_name is not None
+        tables.remap_row(
+            row_id=change.row_id,
+            name=change.name,
+            new_name=change.new_name,
+            detail=change.detail,
+            context=context,
+        )
+    else:
+        assert change.row_id is not None
+        tables.remove_row(
+            row_id=change.row_id, name=change.name, detail=change.detail, context=context
+        )
 
 
 def new(invocation: Invocation, settings: Settings, console: Console) -> Result:
@@ -325,34 +373,6 @@ def _preview(
         console.line()
     console.line("Nothing was changed (--dry-run).")
     return make_result(invocation, project, Outcome.OK, target=target, pending=list(downs))
-
-
-def _repairs(history: object, by_name: dict[str, MigrationFile]) -> list[tuple[str, str, str]]:
-
-    assert isinstance(history, History)
-    changes = []
-    for name, record in sorted(history.recorded.items()):
-        migration = by_name.get(name) or by_name.get(name.removesuffix(".up"))
-        if migration is None:
-            continue
-        if record.checksum != migration.checksum:
-            changes.append(
-                (
-                    name,
-                    migration.checksum,
-                    f"file changed since it was recorded ({_short(record.checksum)} → "
-                    f"{_short(migration.checksum)})",
-                )
-            )
-        elif record.adopted:
-            changes.append(
-                (name, migration.checksum, "adopted from another tool; checksum now accepted")
-            )
-    return changes
-
-
-def _short(checksum: str | None) -> str:
-    return (checksum or "none").removeprefix("sha256:")[:12]
 
 
 def _result_lines(run: RunReport) -> list[str]:

@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
-from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg.pq.abc import PGresult
@@ -31,6 +30,8 @@ LOCK_KEY = 7241865325823964
 APPLICATION_NAME = "hmig"
 
 _Query = sql.SQL | sql.Composed
+_CONNECTION_FAILURE = "08006"  # PostgreSQL docs, Appendix A: connection_failure
+_LOCK_POLL_S = 0.2  # how often a run waiting for the migration lock tries again
 
 
 def describe(conninfo: str) -> Target:
@@ -260,6 +261,9 @@ def connect(conninfo: str, *, target: Target, connect_timeout_s: int = 10) -> Pg
             autocommit=True,
             application_name=APPLICATION_NAME,
             connect_timeout=connect_timeout_s,
+            # Migration files are UTF-8 (as psql sends them from a UTF-8 locale); and on a
+            # SQL_ASCII database psycopg would otherwise return text columns as bytes.
+            client_encoding="UTF8",
         )
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
@@ -321,7 +325,8 @@ def advisory_lock(session: PgSession, *, wait_s: float) -> Iterator[None]:
     """Hold node-pg-migrate's session-level advisory lock; wait at most `wait_s` for it.
 
     Session-level, never transaction-level, so a non-transactional statement such as CREATE
-    INDEX CONCURRENTLY cannot deadlock against hmig's own lock (Flyway #1654 / #3682).
+    INDEX CONCURRENTLY cannot deadlock against hmig's own lock (Flyway #1654 / #3682); and
+    waited for by polling, so it cannot deadlock against the runs waiting for it (`_acquire`).
     """
     _acquire(session, wait_s=wait_s)
     try:
@@ -333,26 +338,26 @@ def advisory_lock(session: PgSession, *, wait_s: float) -> Iterator[None]:
 
 
 def _acquire(session: PgSession, *, wait_s: float) -> None:
+    """Try for the lock every `_LOCK_POLL_S` until `wait_s` has passed.
+
+    Not one blocking pg_advisory_lock() call: a statement blocked in it holds a snapshot for
+    as long as it waits, and the holder's CREATE INDEX CONCURRENTLY waits for every older
+    snapshot to end (PostgreSQL docs, CREATE INDEX, "Building Indexes Concurrently") while the
+    waiter waits for the holder's lock. The server breaks that cycle as a deadlock (40P01),
+    failing the waiter or the index build. Between two tries the session holds no snapshot.
+    """
     started = time.monotonic()
-    # lock_timeout applies to advisory locks too: one blocking call, no polling loop.
-    session.set_session_timeouts(lock_timeout_ms=max(int(wait_s * 1000), 1), statement_timeout_ms=0)
-    try:
-        session.fetch(
-            sql.SQL("SELECT pg_catalog.pg_advisory_lock({})").format(sql.Literal(LOCK_KEY))
-        )
-    except StatementFailed as exc:
-        if exc.sqlstate != pg_errors.LockNotAvailable.sqlstate:
-            raise
-        holder = _holder(session)
+    try_lock = _lock_call("pg_try_advisory_lock")
+    while not session.fetch(try_lock)[0][0]:
         waited = time.monotonic() - started
-        raise LockNotAcquired(
-            f"another migration run holds the lock on {session.target.database} "
-            f"(waited {waited:.0f} s){holder}",
-            hint="Wait for it to finish, or raise --lock-wait. If that process is gone, its "
-            "session ends and the lock is released with it.",
-        ) from exc
-    finally:
-        session.run(sql.SQL("RESET lock_timeout"))
+        if waited >= wait_s:
+            raise LockNotAcquired(
+                f"another migration run holds the lock on {session.target.database} "
+                f"(waited {waited:.0f} s){_holder(session)}",
+                hint="Wait for it to finish, or raise --lock-wait. If that process is gone, its "
+                "session ends and the lock is released with it.",
+            )
+        time.sleep(min(_LOCK_POLL_S, wait_s - waited))
 
 
 def _lock_call(function: str) -> sql.Composed:
@@ -378,9 +383,15 @@ def statement_failed(exc: psycopg.Error) -> StatementFailed:
     """A psycopg error as hmig's `StatementFailed`, keeping what the server said."""
     diag = exc.diag
     position = diag.statement_position
+    sqlstate = exc.sqlstate
+    if sqlstate is None and isinstance(exc, psycopg.OperationalError):
+        # libpq lost the connection without a word from the server (a crash, an immediate
+        # shutdown, the network): no SQLSTATE. Name it connection_failure, as pgjdbc does
+        # (PSQLState.CONNECTION_FAILURE), so it is told apart from a statement the server refused.
+        sqlstate = _CONNECTION_FAILURE
     return StatementFailed(
         diag.message_primary or str(exc).strip() or type(exc).__name__,
-        sqlstate=exc.sqlstate,
+        sqlstate=sqlstate,
         detail=diag.message_detail,
         server_hint=diag.message_hint,
         position=int(position) if position and position.isdigit() else None,

@@ -7,7 +7,7 @@ so a database it (or the team's runner) migrated is adopted as it is. hmig's tab
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from psycopg import sql
 
@@ -27,10 +27,19 @@ from hmig.postgres.connection import PgSession
 class HistoryTables:
     """Reads and writes the history of one schema; implements the core's `HistoryWriter`."""
 
-    def __init__(self, session: PgSession, *, schema: str, table: str) -> None:
+    def __init__(
+        self,
+        session: PgSession,
+        *,
+        schema: str,
+        table: str,
+        renamed: Mapping[str, str] | None = None,
+    ) -> None:
         self._session = session
         self._schema = schema
         self._table = table
+        # `migrations.renamed`: a row under an old name is the new name's row.
+        self._renamed = dict(renamed or {})
 
     def _q(self, name: str) -> sql.Composed:
         return query(name, schema=self._schema, table=self._table)
@@ -54,6 +63,7 @@ class HistoryTables:
                 adopted=row[2],
                 applied_by=row[3],
                 hmig_version=row[4],
+                recorded_at=row[5],
             )
             for row in self._session.fetch(self._q("read_recorded"))
         }
@@ -85,7 +95,7 @@ class HistoryTables:
         """Record checksums of rows another tool wrote, marked adopted (unverified)."""
         adopted = []
         for row in history.applied:
-            migration = migrations.get(row.name) or migrations.get(row.name.removesuffix(".up"))
+            migration = self._migration_of(row.name, migrations)
             if migration is None or row.name in history.recorded:
                 continue
             self._session.run(
@@ -142,8 +152,9 @@ class HistoryTables:
 
     def record_reverted(self, *, migration: MigrationFile, context: RunContext) -> None:
         """Delete the history rows, in the rollback's own transaction, and log it."""
-        self._session.run(self._q("delete_applied"), {"name": migration.name})
-        self._session.run(self._q("delete_recorded"), {"name": migration.name})
+        names = {"names": self._aliases(migration.name)}
+        self._session.run(self._q("delete_applied"), names)
+        self._session.run(self._q("delete_recorded"), names)
         self._audit("rollback", migration.name, migration.checksum, None, context)
 
     def record_baseline(self, *, migration: MigrationFile, context: RunContext) -> None:
@@ -176,6 +187,28 @@ class HistoryTables:
         )
         self._audit("repair", name, checksum, detail, context)
 
+    def remove_row(self, *, row_id: int, name: str, detail: str, context: RunContext) -> None:
+        """`hmig repair`: delete one history row (by id) that no file explains, or a duplicate."""
+        self._session.run(self._q("remove_history_row"), {"id": row_id, "name": name})
+        self._audit("repair", name, None, f"removed the history row: {detail}", context)
+
+    def remap_row(
+        self, *, row_id: int, name: str, new_name: str, detail: str, context: RunContext
+    ) -> None:
+        """`hmig repair`: a row whose file was renamed now names the file."""
+        self._session.run(
+            self._q("remap_history_row"), {"id": row_id, "name": name, "new_name": new_name}
+        )
+        self._audit("repair", new_name, None, f"re-mapped from {name}: {detail}", context)
+
+    def verify(self, *, names: Sequence[str], context: RunContext) -> list[str]:
+        """A schema drift check passed: these adopted rows are verified. Returns those marked."""
+        rows = self._session.fetch(self._q("verify_recorded"), {"names": list(names)})
+        for name, checksum in rows:
+            detail = "verified: a schema drift check found the live schema as the files build it"
+            self._audit("adopt", name, checksum, detail, context)
+        return [row[0] for row in rows]
+
     def record_backup(self, *, artifact: BackupArtifact, context: RunContext) -> None:
         """Log the backup taken before migrations, so the audit says which file to restore."""
         detail = (
@@ -184,6 +217,22 @@ class HistoryTables:
             f"PostgreSQL {artifact.server_version}, {artifact.duration_ms:.0f} ms)"
         )
         self._audit("backup", artifact.path.name, artifact.sha256, detail, context)
+
+    def _migration_of(
+        self, row_name: str, migrations: Mapping[str, MigrationFile]
+    ) -> MigrationFile | None:
+        base = row_name.removesuffix(".up")
+        new = self._renamed.get(row_name) or self._renamed.get(base)
+        return (
+            migrations.get(row_name)
+            or migrations.get(base)
+            or (migrations.get(new) if new is not None else None)
+        )
+
+    def _aliases(self, name: str) -> list[str]:
+        """Every name a row of this migration may have: its own, `.up`, renamed-from names."""
+        olds = [old for old, new in self._renamed.items() if new == name]
+        return [alias for n in (name, *olds) for alias in (n, f"{n}.up")]
 
     def _audit(
         self,

@@ -1,2 +1,3 @@
--- node-pg-migrate's down deletes by name; a legacy `NAME.up` row is the same migration.
-DELETE FROM {schema}.{table} WHERE name IN (%(name)s::text, %(name)s::text || '.up')
+-- node-pg-migrate's down deletes by name; a legacy `NAME.up` row and a row under a name
+-- recorded in `migrations.renamed` are the same migration (the caller lists them all).
+DELETE FROM {schema}.{table} WHERE name = ANY(%(names)s::text[])

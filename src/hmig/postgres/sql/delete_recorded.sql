@@ -1,1 +1,1 @@
-DELETE FROM {schema}.hmig_history WHERE name IN (%(name)s::text, %(name)s::text || '.up')
+DELETE FROM {schema}.hmig_history WHERE name = ANY(%(names)s::text[])

@@ -1,1 +1,1 @@
-SELECT name, checksum, adopted, applied_by, hmig_version FROM {schema}.hmig_history
+SELECT name, checksum, adopted, applied_by, hmig_version, recorded_at FROM {schema}.hmig_history
