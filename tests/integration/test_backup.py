@@ -119,6 +119,10 @@ def filled(database: Database) -> Database:
 def filled_project(project: Project) -> Project:
     assert project.database is not None
     project.database.execute(SCHEMA)
+    # SCHEMA records two migrations as applied by another tool: their files are in the checkout
+    # (without them, the rows would be history drift and apply would stop).
+    for name in ("001_init", "002_visits"):
+        project.write(f"{name}.sql", f"-- applied before hmig adopted this database ({name})\n")
     return project
 
 
@@ -716,3 +720,26 @@ def test_verify_restore__row_counts_differ__fails_and_drops_the_scratch_database
     assert scratch
     left = filled.scalar("SELECT count(*) FROM pg_database WHERE datname = ANY(%s)", scratch)
     assert left == 0
+
+
+# --- killed mid-backup --------------------------------------------------------------------------
+
+
+def test_backup__killed_mid_dump__leaves_nothing_named_as_a_backup_and_is_cleaned_next_time(
+    filled_project: Project,
+) -> None:
+    project = filled_project
+    project.manifest(backup={"mode": "full", "required": True, "dir": "backups"})
+    killed = project.hmig("backup", env={"HMIG_FAULT": "during-backup"})
+    assert killed.code == -9, killed.text
+    folder = project.root / "backups"
+    left = sorted(p.name for p in folder.iterdir())
+    assert len(left) == 1 and left[0].startswith(".backup_test_"), left
+    assert left[0].endswith(".partial")
+    assert backup.list_backups(folder, environment="test", now=datetime.now()) == []
+
+    again = project.hmig("backup")
+    assert again.code == 0, again.text
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(names) == 1 and names[0].startswith("backup_test_"), names
+    assert names[0].endswith(".dump")

