@@ -32,7 +32,6 @@ import secrets
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,14 +46,17 @@ from _common import (
     DEFAULT_DSN,
     NOISY,
     URL_ENV,
+    BenchError,
+    Ran,
     check_loopback,
     child_env,
-    children_cpu,
     database_url,
-    find_hmig,
+    first_line,
     freeze_hmig,
+    hmig_command,
     load_average,
     positive,
+    run,
     terminate,
 )
 from psycopg import sql
@@ -90,23 +92,7 @@ FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
 """
 
 
-class BenchError(Exception):
-    """A contender failed or did not do the work: reported as an error, never as a figure."""
-
-
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def first_line(argv: Sequence[str], env: dict[str, str] | None = None) -> str:
-    """The first line a `--version` command prints, or `?`."""
-    try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, check=False, timeout=30, env=env
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    lines = (done.stdout or done.stderr).strip().splitlines()
-    return lines[0] if lines else "?"
 
 
 def mib(n: float) -> str:
@@ -154,7 +140,8 @@ def other_benchmarks() -> list[str]:
     """Command lines of other running `bench/` scripts (they would disturb the figures)."""
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        # Not this process, nor what started it (`timeout 600 …/python bench/…`).
+        if not entry.name.isdigit() or int(entry.name) in (os.getpid(), os.getppid()):
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
@@ -201,76 +188,6 @@ def find_pg_tools(server_major: int, pg_dump: str | None) -> tuple[str, str]:
     return dump, restore
 
 
-# --- processes --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Ran:
-    """One finished command: wall clock, the client's CPU time, its output."""
-
-    wall_s: float
-    cpu_s: float  # user + sys of the command and the children it waited for (pg_dump …)
-    stdout: str
-    stderr: str
-
-
-def _stop_group(proc: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
-    """SIGTERM the command's process group (hmig cancels and cleans up), SIGKILL after grace."""
-    if proc.poll() is not None:
-        return
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def run(argv: Sequence[str], *, env: dict[str, str], cwd: Path, timeout_s: float) -> Ran:
-    """Run a command to its end, timing it from before it starts to after it exits.
-
-    It gets its own process group, so an interruption of this script stops it and its
-    children (pg_dump's workers) by that group's id. A non-zero exit is a `BenchError`.
-    """
-    cpu_before = children_cpu()
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        list(argv),
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired as exc:
-        _stop_group(proc)
-        raise BenchError(f"{Path(argv[0]).name} did not finish within {timeout_s:g} s") from exc
-    except BaseException:
-        _stop_group(proc)
-        raise
-    wall = time.perf_counter() - started
-    ran = Ran(
-        wall_s=wall,
-        cpu_s=children_cpu() - cpu_before,
-        stdout=out.decode("utf-8", "replace"),
-        stderr=err.decode("utf-8", "replace"),
-    )
-    if proc.returncode != 0:
-        detail = (ran.stderr.strip() or ran.stdout.strip()).splitlines()[-3:]
-        raise BenchError(
-            f"{Path(argv[0]).name} {' '.join(argv[1:4])} … exit code {proc.returncode}: "
-            + " | ".join(detail)
-        )
-    return ran
-
-
 # --- server and data --------------------------------------------------------------------------
 
 
@@ -302,9 +219,11 @@ class Server:
     def create(self) -> str:
         """A new, empty database with a unique name."""
         name = f"{DB_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
+        # Recorded first: an interruption while CREATE DATABASE runs may still leave it behind,
+        # and drop_all's DROP DATABASE IF EXISTS is harmless when it did not.
+        self.created.add(name)
         with self._admin() as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        self.created.add(name)
         return name
 
     def database_size(self, name: str) -> int:
@@ -1026,6 +945,54 @@ def check_disk(paths: Sequence[Path], needed: int) -> list[str]:
     return lines
 
 
+def make_tools(
+    server: Server, *, pg_dump: str | None, hmig_argv: list[str], hmig_env: dict[str, str]
+) -> tuple[Tools, str]:
+    """The programs to time for this server, and its version (`SHOW server_version`)."""
+    server_version = str(server.scalar("SHOW server_version"))
+    server_major = int(server_version.split(".")[0].split()[0])
+    dump, restore = find_pg_tools(server_major, pg_dump)
+    return Tools(dump, restore, hmig_argv, hmig_env), server_version
+
+
+def build(
+    server: Server,
+    root: Path,
+    tools: Tools,
+    *,
+    size_mb: int,
+    tables: int,
+    jobs: int,
+    timeout_s: float,
+    say: Say,
+) -> tuple[Bench, str, int]:
+    """Check the disk, generate the database and write the files: the bench, its name, size.
+
+    Refuses (SystemExit) when a file system has less than `DISK_FACTOR` times the planned size
+    free. The database is in `server.created`, so `server.drop_all()` removes it.
+    """
+    size_bytes = size_mb * 1_000_000
+    dirs = [root]
+    data_dir = server.data_directory()
+    if data_dir is not None:
+        dirs.append(data_dir)
+    for line in check_disk(dirs, DISK_FACTOR * size_bytes):
+        say(line.strip())
+    name = server.create()
+    url = database_url(server.dsn, name)
+    say(f"generating database {name} …")
+    workers = min(2, os.cpu_count() or 1)
+    generate(url, size_bytes=size_bytes, tables=tables, workers=workers, say=say)
+    server.checkpoint()
+    real = server.database_size(name)
+    say(f"database ready: pg_database_size {real:,} bytes ({real / 1e6:.0f} MB)")
+    manifest = write_files(root, jobs)
+    bench = Bench(root, manifest, url, tools, server, jobs, timeout_s)
+    bench.raw_dir.mkdir()
+    bench.backups.mkdir(mode=0o700)
+    return bench, name, real
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Generate, time, report; exit 1 when a contender failed (a MISS is not an error)."""
     args = parse_args(argv)
@@ -1036,42 +1003,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, terminate)
     started = time.monotonic()
     say = Say(started)
-    size_bytes = args.size_mb * 1_000_000
     server = Server(args.dsn)
     root = Path(tempfile.mkdtemp(prefix="hmig-backup-bench-"))
     cores = os.cpu_count() or 1
     try:
         others = other_benchmarks()
-        server_version = str(server.scalar("SHOW server_version"))
-        server_major = int(server_version.split(".")[0].split()[0])
-        pg_dump, pg_restore = find_pg_tools(server_major, args.pg_dump)
-        if args.freeze:
-            frozen = freeze_hmig(root / "hmig-src")
-            hmig_argv = [sys.executable, "-m", "hmig"]
-            hmig_env = {"PYTHONPATH": str(frozen)}
-        else:
-            hmig_argv, hmig_env = [find_hmig(args.hmig)], {}
-        tools = Tools(pg_dump, pg_restore, hmig_argv, hmig_env)
+        frozen = freeze_hmig(root / "hmig-src") if args.freeze else None
+        hmig_argv, hmig_env = hmig_command(args.hmig, frozen)
+        tools, server_version = make_tools(
+            server, pg_dump=args.pg_dump, hmig_argv=hmig_argv, hmig_env=hmig_env
+        )
         print(f"hmig backup benchmark (issue 4): {args.size_mb} MB in {args.tables} tables")
         print(f"  server:   PostgreSQL {server_version} at {args.dsn}")
         print(
-            f"  pg_dump:  {first_line([pg_dump, '--version'])} ({pg_dump}; /usr/bin/pg_dump is "
-            "Debian's wrapper around it)"
+            f"  pg_dump:  {first_line([tools.pg_dump, '--version'])} ({tools.pg_dump}; "
+            "/usr/bin/pg_dump is Debian's wrapper around it)"
         )
         print(
-            f"  pg_restore for the checks: {first_line([pg_restore, '--version'])} ({pg_restore})"
+            f"  pg_restore for the checks: {first_line([tools.pg_restore, '--version'])} "
+            f"({tools.pg_restore})"
         )
         hmig_version = first_line([*hmig_argv, "--version"], child_env(hmig_env))
         frozen_note = ", frozen copy" if args.freeze else ""
         print(f"  hmig:     {hmig_version} ({' '.join(hmig_argv)}{frozen_note})")
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
         print(f"  machine:  {cores} cores, {ram:.1f} GiB RAM")
-        dirs = [root]
-        data_dir = server.data_directory()
-        if data_dir is not None:
-            dirs.append(data_dir)
-        for line in check_disk(dirs, DISK_FACTOR * size_bytes):
-            print(line)
         print(
             f"  load avg: {load_average()} (1/5/15 min) before; "
             f"{server.others_active()} other active sessions on the server"
@@ -1080,19 +1036,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  warning: another benchmark is running ({line}): figures will be disturbed")
         print(f"  files in {root}{' (kept)' if args.keep else ''}")
         print()
-
-        name = server.create()
-        url = database_url(args.dsn, name)
-        say(f"generating database {name} …")
-        generate(url, size_bytes=size_bytes, tables=args.tables, workers=min(2, cores), say=say)
-        server.checkpoint()
-        real = server.database_size(name)
-        say(f"database ready: pg_database_size {real:,} bytes ({real / 1e6:.0f} MB)")
-
-        manifest = write_files(root, args.jobs)
-        bench = Bench(root, manifest, url, tools, server, args.jobs, args.timeout)
-        bench.raw_dir.mkdir()
-        bench.backups.mkdir(mode=0o700)
+        bench, name, real = build(
+            server,
+            root,
+            tools,
+            size_mb=args.size_mb,
+            tables=args.tables,
+            jobs=args.jobs,
+            timeout_s=args.timeout,
+            say=say,
+        )
         chosen = [c for c in contenders(bench, args.restore_runs or None) if c.part in args.parts]
         if 3 in args.parts:
             say("part 3 warm-up: apply and roll back once without a backup (hmig's tables)")

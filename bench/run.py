@@ -1,4 +1,4 @@
-"""Benchmark `hmig apply` against psql (the floor) and node-pg-migrate 9.0.0 (the incumbent).
+"""Benchmark `hmig apply` against psql (the floor), node-pg-migrate 9.0.0 and dbmate.
 
 Generates N identical SQL migrations, then, for each contender, creates a fresh database on
 the same server, runs the contender's command as a user would (timing the wall clock of the
@@ -32,26 +32,27 @@ import psycopg
 from _common import (
     DEFAULT_DSN,
     NOISY,
-    REPO,
+    NPM_BIN,
     URL_ENV,
+    BenchError,
+    child_env,
     children_cpu,
     database_url,
+    dbmate_binary,
+    first_line,
     freeze_hmig,
+    hmig_command,
+    load_average,
+    npm_install,
     positive,
     terminate,
 )
 from psycopg import sql
 
-NPM_VERSION = "9.0.0"
-BRIDGE_BIN = REPO / "src/hmig/node/bridge/node_modules/node-pg-migrate/bin/node-pg-migrate.js"
-NPM_PACKAGES = (f"node-pg-migrate@{NPM_VERSION}", "pg@8")
-NPM_CACHE = Path.home() / ".cache/hmig-bench/npm"
+NPM_VERSION = "9.0.0"  # bench/package.json pins it, with dbmate
 TARGET_FLOOR_RATIO = 1.3  # each hmig mode at most 1.3x its psql floor
 DB_PREFIX = "hmig_bench_"
-
-
-class BenchError(Exception):
-    """A contender failed or did not do the work: an error, never a figure."""
+DBMATE_TABLE = "schema_migrations"  # dbmate's history table (one row per version)
 
 
 # --- workload ---------------------------------------------------------------------------------
@@ -93,16 +94,26 @@ class Workload:
         """The hmig.yml with one environment per transaction mode."""
         return self.root / "hmig.yml"
 
+    @property
+    def dbmate_migrations(self) -> Path:
+        """dbmate's default layout: the same SQL under `-- migrate:up` markers."""
+        return self.root / "db/migrations"
+
 
 def generate(root: Path, count: int) -> Workload:
     """Write the N migration files, the two psql scripts and the hmig manifest under `root`."""
     work = Workload(root=root, count=count)
     work.migrations.mkdir(parents=True)
+    work.dbmate_migrations.mkdir(parents=True)
     all_parts: list[str] = []
     each_parts: list[str] = []
     for i in range(1, count + 1):
         text = migration_sql(i)
-        (work.migrations / f"{i:05d}_table_{i}.sql").write_text(text, encoding="utf-8")
+        name = f"{i:05d}_table_{i}.sql"
+        (work.migrations / name).write_text(text, encoding="utf-8")
+        # dbmate runs the `-- migrate:up` section in a transaction of its own (its default).
+        dbmate = f"-- migrate:up\n{text}\n-- migrate:down\n"
+        (work.dbmate_migrations / name).write_text(dbmate, encoding="utf-8")
         all_parts.append(text)
         each_parts.append(f"BEGIN;\n{text}COMMIT;\n")
     work.all_sql.write_text("".join(all_parts), encoding="utf-8")
@@ -136,6 +147,7 @@ class Tools:
     node: str | None
     npm_bin: Path | None
     npm_skip_reason: str | None = None
+    dbmate: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +156,17 @@ class Contender:
 
     key: str
     label: str
-    records_history: bool  # writes N rows to pgmigrations
+    history: str | None  # the table it writes N rows to: pgmigrations, schema_migrations
     command: Callable[[Workload, str], tuple[list[str], dict[str, str]]]
 
 
 def _base_env() -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("DATABASE_URL", URL_ENV, "PGOPTIONS"):
-        env.pop(name, None)
-    return env
+    return child_env()
+
+
+def dbmate_url(url: str) -> str:
+    """`url` with `sslmode=disable`: dbmate's driver (lib/pq) otherwise requires TLS."""
+    return f"{url}{'&' if '?' in url else '?'}sslmode=disable"
 
 
 def contenders(tools: Tools) -> list[Contender]:
@@ -182,21 +196,42 @@ def contenders(tools: Tools) -> list[Contender]:
 
         return command
 
+    def dbmate(work: Workload, url: str) -> tuple[list[str], dict[str, str]]:
+        assert tools.dbmate is not None
+        argv = [
+            str(tools.dbmate),
+            "--url",
+            dbmate_url(url),
+            "--migrations-dir",
+            str(work.dbmate_migrations),
+            "--no-dump-schema",
+            "migrate",
+        ]
+        return argv, _base_env()
+
+    history = "pgmigrations"
     found = [
-        Contender("psql_1", "psql -1 (one transaction)", False, psql_all),
-        Contender("psql_each", "psql, BEGIN/COMMIT per file", False, psql_each),
-        Contender("hmig_all", "hmig apply, transaction: all", True, hmig("bench_all")),
-        Contender("hmig_per", "hmig apply, per-migration", True, hmig("bench_per_migration")),
+        Contender("psql_1", "psql -1 (one transaction)", None, psql_all),
+        Contender("psql_each", "psql, BEGIN/COMMIT per file", None, psql_each),
+        Contender("hmig_all", "hmig apply, transaction: all", history, hmig("bench_all")),
+        Contender("hmig_per", "hmig apply, per-migration", history, hmig("bench_per_migration")),
     ]
     if tools.npm_bin is not None:
         found += [
             Contender(
-                "npm_single", "node-pg-migrate up (default: single tx)", True, npm(single=True)
+                "npm_single", "node-pg-migrate up (default: single tx)", history, npm(single=True)
             ),
             Contender(
-                "npm_each", "node-pg-migrate up --no-single-transaction", True, npm(single=False)
+                "npm_each",
+                "node-pg-migrate up --no-single-transaction",
+                history,
+                npm(single=False),
             ),
         ]
+    if tools.dbmate is not None:
+        found.append(
+            Contender("dbmate", "dbmate migrate (a transaction per file)", DBMATE_TABLE, dbmate)
+        )
     return found
 
 
@@ -204,31 +239,24 @@ def contenders(tools: Tools) -> list[Contender]:
 
 
 def find_tools(hmig_override: str | None, frozen: Path | None) -> Tools:
-    """Locate psql, hmig, node and node-pg-migrate 9.0.0 (installing it once if needed)."""
+    """Locate psql, hmig, node, and node-pg-migrate 9.0.0 and dbmate from bench/node_modules.
+
+    The npm packages are installed from bench/package-lock.json (`npm ci --prefix bench`) when
+    they are missing; without node or npm their contenders are skipped.
+    """
     psql = shutil.which("psql")
     if psql is None:
         raise SystemExit("psql not found on PATH")
-    if frozen is not None:
-        hmig, hmig_env = [sys.executable, "-m", "hmig"], {"PYTHONPATH": str(frozen)}
-    else:
-        hmig, hmig_env = [hmig_override or _find_hmig()], {}
+    hmig, hmig_env = hmig_command(hmig_override, frozen)
+    problem = npm_install(always=False)
+    dbmate = dbmate_binary()
     node = shutil.which("node")
     if node is None:
-        return Tools(psql, hmig, hmig_env, None, None, "node not found on PATH")
-    npm_bin = _npm_bin()
-    if npm_bin is None:
-        return Tools(psql, hmig, hmig_env, node, None, f"node-pg-migrate {NPM_VERSION} unavailable")
-    return Tools(psql, hmig, hmig_env, node, npm_bin)
-
-
-def _find_hmig() -> str:
-    for candidate in (Path(sys.executable).parent / "hmig", REPO / ".venv/bin/hmig"):
-        if candidate.is_file():
-            return str(candidate)
-    found = shutil.which("hmig")
-    if found is None:
-        raise SystemExit("hmig not found: pass --hmig PATH")
-    return found
+        return Tools(psql, hmig, hmig_env, None, None, "node not found on PATH", dbmate)
+    if problem is not None or _package_version(NPM_BIN) != NPM_VERSION:
+        reason = problem or f"node-pg-migrate {NPM_VERSION} not in {NPM_BIN}"
+        return Tools(psql, hmig, hmig_env, node, None, reason, dbmate)
+    return Tools(psql, hmig, hmig_env, node, NPM_BIN, None, dbmate)
 
 
 def _package_version(bin_path: Path) -> str | None:
@@ -239,40 +267,8 @@ def _package_version(bin_path: Path) -> str | None:
         return None
 
 
-def _npm_bin() -> Path | None:
-    """node-pg-migrate 9.0.0's CLI: hmig's bridge copy, else a scratch install outside the repo."""
-    if BRIDGE_BIN.is_file() and _package_version(BRIDGE_BIN) == NPM_VERSION:
-        return BRIDGE_BIN
-    cached = NPM_CACHE / "node_modules/node-pg-migrate/bin/node-pg-migrate.js"
-    if cached.is_file() and _package_version(cached) == NPM_VERSION:
-        return cached
-    npm = shutil.which("npm")
-    if npm is None:
-        return None
-    NPM_CACHE.mkdir(parents=True, exist_ok=True)
-    print(f"installing node-pg-migrate@{NPM_VERSION} into {NPM_CACHE} (once)", file=sys.stderr)
-    done = subprocess.run(
-        [npm, "install", "--no-save", "--no-audit", "--no-fund", *NPM_PACKAGES],
-        cwd=NPM_CACHE,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0 or not cached.is_file():
-        print(done.stderr[-2000:], file=sys.stderr)
-        return None
-    return cached
-
-
 def _version(argv: Sequence[str], extra_env: dict[str, str] | None = None) -> str:
-    env = {**os.environ, **(extra_env or {})}
-    try:
-        done = subprocess.run(
-            argv, env=env, capture_output=True, text=True, check=False, timeout=30
-        )
-    except OSError as exc:
-        return f"? ({exc})"
-    return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else "?"
+    return first_line(argv, {**os.environ, **(extra_env or {})})
 
 
 # --- databases --------------------------------------------------------------------------------
@@ -295,9 +291,11 @@ class Server:
 
     def create(self) -> str:
         name = f"{DB_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
+        # Recorded first: an interruption while CREATE DATABASE runs may still leave it behind,
+        # and drop_all's DROP DATABASE IF EXISTS is harmless when it did not.
+        self.created.add(name)
         with self._admin() as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        self.created.add(name)
         return name
 
     def drop(self, name: str) -> None:
@@ -331,8 +329,8 @@ class Server:
         except psycopg.Error:
             pass  # not superuser (PG15) / no pg_checkpoint (PG16+): skip
 
-    def verify(self, name: str, count: int, *, history: bool) -> None:
-        """Raise `BenchError` unless the run produced N tables, N indexes (and N history rows)."""
+    def verify(self, name: str, count: int, *, history: str | None) -> None:
+        """Raise `BenchError` unless the run made N tables, N indexes (and N `history` rows)."""
         with psycopg.connect(
             database_url(self.dsn, name), autocommit=True, connect_timeout=10
         ) as conn:
@@ -352,12 +350,9 @@ class Server:
             if indexes != count:
                 problems.append(f"{indexes} t_%_name_idx indexes, expected {count}")
             if history:
-                exists = _scalar(
-                    conn, "SELECT count(*) FROM pg_tables WHERE tablename = 'pgmigrations'"
-                )
-                rows = _scalar(conn, "SELECT count(*) FROM public.pgmigrations") if exists else 0
+                rows = _history_rows(conn, history)
                 if rows != count:
-                    problems.append(f"{rows} rows in pgmigrations, expected {count}")
+                    problems.append(f"{rows} rows in {history}, expected {count}")
         if problems:
             raise BenchError("; ".join(problems))
 
@@ -366,6 +361,20 @@ def _scalar(conn: psycopg.Connection[tuple[object, ...]], query: str) -> int:
     row = conn.execute(query.encode("utf-8")).fetchone()
     assert row is not None
     return int(str(row[0]))
+
+
+def _history_rows(conn: psycopg.Connection[tuple[object, ...]], table: str) -> int:
+    """Rows in `public.<table>`, 0 when it does not exist."""
+    exists = conn.execute(
+        "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'public' AND tablename = %s",
+        (table,),
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(table))
+    ).fetchone()
+    return int(str(row[0])) if row else 0
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -431,7 +440,7 @@ def run_once(contender: Contender, work: Workload, server: Server, timeout_s: fl
         if done.returncode != 0:
             tail = (done.stderr or done.stdout or b"").decode("utf-8", "replace")[-3000:]
             raise BenchError(f"exit code {done.returncode}:\n{tail.rstrip()}")
-        server.verify(name, work.count, history=contender.records_history)
+        server.verify(name, work.count, history=contender.history)
     return Timing(wall=elapsed, cpu=cpu)
 
 
@@ -509,9 +518,13 @@ RATIOS = (
     Ratio("hmig per-migration / node-pg-migrate single tx", "hmig_per", "npm_single", 1.0, "<"),
     Ratio("hmig per-migration / node-pg-migrate --no-single-tx", "hmig_per", "npm_each", 1.0, "<"),
     Ratio(
-        "hmig all / node-pg-migrate single tx (like for like)",
+        "hmig all / node-pg-migrate single tx (like for like)", "hmig_all", "npm_single", 1.0, "<"
+    ),
+    Ratio("hmig per-migration / dbmate (like for like)", "hmig_per", "dbmate", 1.0, "<"),
+    Ratio(
+        "hmig all / dbmate (no one-transaction mode)",
         "hmig_all",
-        "npm_single",
+        "dbmate",
         1.0,
         "<",
         requested=False,
@@ -556,7 +569,7 @@ def report(outcomes: Sequence[Outcome], count: int) -> list[str]:
     lines += [
         "",
         f"Targets: each hmig mode <= {TARGET_FLOOR_RATIO}x its psql floor, and faster than "
-        "node-pg-migrate (ratio < 1).",
+        "node-pg-migrate and dbmate (ratio < 1).",
         "PASS/MISS is judged on the ratio of medians; the ratio of minimums is shown because "
         "interference from",
         "other load on the machine only ever adds time.",
@@ -579,9 +592,7 @@ def report(outcomes: Sequence[Outcome], count: int) -> list[str]:
             f"{label:<54} {value:>7.2f} {target:>7}  {'PASS' if ok else 'MISS':<7}  "
             f"{of_mins:>5.2f}  {extra:+.2f}"
         )
-    lines.append(
-        "* not asked for by the brief; shown because both run everything in one transaction."
-    )
+    lines.append("* not a target: dbmate always runs a transaction per file.")
     errors = [o for o in outcomes if o.error]
     for o in errors:
         lines += ["", f"ERROR {o.contender.label}:", *("  " + x for x in str(o.error).splitlines())]
@@ -618,13 +629,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; exit 1 when any contender errored (a MISS is not an error)."""
     args = parse_args(argv)
@@ -658,11 +662,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         else:
             print(f"  node-pg-migrate: skipped ({tools.npm_skip_reason})")
+        if tools.dbmate is not None:
+            print(f"  dbmate:  {_version([str(tools.dbmate), '--version'])} ({tools.dbmate})")
+        else:
+            print("  dbmate:  skipped (not in bench/node_modules: npm ci --prefix bench)")
         print(
             f"  python:  {platform.python_version()}; {os.cpu_count()} CPUs; {platform.platform()}"
         )
         print(f"  files:   {root}{' (kept)' if args.keep else ''}")
-        print(f"  load:    {_load()} (1/5/15 min) before the first run")
+        print(f"  load:    {load_average()} (1/5/15 min) before the first run")
         print()
         outcomes = run_all(
             chosen,
@@ -672,7 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warmup=max(args.warmup, 0),
             timeout_s=args.timeout,
         )
-        print(f"  load:    {_load()} (1/5/15 min) after the last run")
+        print(f"  load:    {load_average()} (1/5/15 min) after the last run")
         print()
         for text in report(outcomes, args.count):
             print(text)
