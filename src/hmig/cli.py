@@ -14,33 +14,33 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from hmig import __version__, commands, faults, reporting
-from hmig import manifest as manifest_module
+from hmig import __version__
 from hmig.errors import ConfigurationError, ExitCode, HmigError, Interrupted
 from hmig.model import Outcome
-from hmig.settings import Settings
 
-CommandFn = Callable[[commands.Invocation, Settings, commands.Console], commands.Result]
+if TYPE_CHECKING:
+    from hmig import commands
+    from hmig.settings import Settings
 
-_COMMANDS: dict[str, tuple[CommandFn | None, str]] = {
-    "validate": (commands.validate, "check the manifest and every migration file (no database)"),
-    "status": (commands.status, "list applied, pending and unknown migrations"),
-    "plan": (commands.plan, "show what apply would do, with the exact SQL of each migration"),
-    "apply": (commands.apply, "apply pending migrations under the migration lock"),
-    "drift": (commands.drift, "check that the database is what the migrations say it is"),
-    "rollback": (commands.rollback, "undo the last applied migration(s), newest first"),
-    "baseline": (commands.baseline, "record migrations up to --to as applied, without running"),
-    "repair": (
-        commands.repair,
-        "bring the history in line with the files: accept, re-map or remove rows",
-    ),
-    "backup": (commands.backup, "take a verified backup now, with the environment's policy"),
-    "restore": (commands.restore, "restore a backup into the environment's database"),
-    "backups": (commands.backups, "list the environment's backups and what each one holds"),
-    "new": (commands.new, "create a migration file: {timestamp}_{description}.sql|js"),
-    "schema": (None, "print the manifest's JSON Schema"),
+# The engine (psycopg, pglast, jsonschema, …) is imported when a command runs, not before:
+# `hmig --version` and `--help` answer in a fraction of the time (bench/all.py, "start").
+# Each command is the function of the same name in `hmig.commands`.
+_COMMANDS: dict[str, str] = {
+    "validate": "check the manifest and every migration file (no database)",
+    "status": "list applied, pending and unknown migrations",
+    "plan": "show what apply would do, with the exact SQL of each migration",
+    "apply": "apply pending migrations under the migration lock",
+    "drift": "check that the database is what the migrations say it is",
+    "rollback": "undo the last applied migration(s), newest first",
+    "baseline": "record migrations up to --to as applied, without running",
+    "repair": "bring the history in line with the files: accept, re-map or remove rows",
+    "backup": "take a verified backup now, with the environment's policy",
+    "restore": "restore a backup into the environment's database",
+    "backups": "list the environment's backups and what each one holds",
+    "new": "create a migration file: {timestamp}_{description}.sql|js",
+    "schema": "print the manifest's JSON Schema",
 }
 
 
@@ -55,14 +55,19 @@ class _Console:
         self._secrets = secrets
 
     def line(self, text: str = "") -> None:
-        print(reporting.redact(text, self._secrets), file=self._stream, flush=True)
+        from hmig.reporting import redact
+
+        print(redact(text, self._secrets), file=self._stream, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run hmig; return the process exit code (README, "Exit codes")."""
     args = _parser().parse_args(argv)
+    from hmig import faults, manifest, reporting
+    from hmig.settings import Settings
+
     if args.command == "schema":
-        print(json.dumps(manifest_module.schema(), indent=2))
+        print(json.dumps(manifest.schema(), indent=2))
         return ExitCode.OK
     settings = Settings.from_process()
     faults.arm(settings.fault)  # test-only (tests/README.md, "Fault injection")
@@ -90,8 +95,10 @@ def execute(
     invocation: commands.Invocation, settings: Settings, console: commands.Console
 ) -> commands.Result:
     """Run one command; every `HmigError` and interrupt becomes a result with a report."""
-    run, _ = _COMMANDS[invocation.command]
-    assert run is not None
+    from hmig import commands, reporting
+
+    run: Callable[[commands.Invocation, Settings, commands.Console], commands.Result]
+    run = getattr(commands, invocation.command)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return run(invocation, settings, console)
@@ -108,6 +115,8 @@ def execute(
 
 
 def _invocation(args: argparse.Namespace, *, interactive: bool) -> commands.Invocation:
+    from hmig import commands
+
     return commands.Invocation(
         command=args.command,
         manifest_path=Path(getattr(args, "manifest", "hmig.yml")),
@@ -135,6 +144,8 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def _error_result(invocation: commands.Invocation, error: HmigError) -> commands.Result:
+    from hmig import commands, reporting
+
     report = reporting.build_report(
         command=invocation.command,
         environment=invocation.env_name,
@@ -193,7 +204,7 @@ def _parser(*, strict: bool = False) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hmig {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_, help_text) in _COMMANDS.items():
+    for name, help_text in _COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         _command_options(name, command)
     return parser
