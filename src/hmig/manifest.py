@@ -51,6 +51,16 @@ _DEFAULTS: Mapping[str, tuple[object, object]] = {
     "drift.fail": (True, True),
 }
 
+# What `_check_nodes` lets through: YAML's core schema, plus `<<` merge keys and the dates
+# SafeLoader resolves implicitly (the JSON Schema then rejects a date where a string belongs).
+_YAML_TAG = "tag:yaml.org,2002:"
+_PLAIN_TAGS = frozenset(
+    _YAML_TAG + name
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")
+)
+_MAX_VALUES = 100_000  # a real manifest has a few hundred
+_TOO_DEEP = "invalid YAML: lists or mappings are nested too deeply"
+
 _DURATION = re.compile(r"^\s*(\d+)\s*(us|ms|s|min|h|d)?\s*$")
 _UNIT_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -78,7 +88,7 @@ def parse(text: str, *, path: Path) -> Manifest:
     """Parse and validate manifest text; raise `ManifestError` naming the key and line."""
     display = path.name
     root = _compose(text, display)
-    data = yaml.safe_load(text) if root is not None else None
+    data = _construct(text, root, display)
     if not isinstance(data, dict):
         raise ManifestError(
             "the manifest must be a YAML mapping with version, migrations and environments",
@@ -123,6 +133,31 @@ def select_environment(manifest: Manifest, name: str | None) -> Environment:
         ) from None
 
 
+def check_contained(
+    manifest: Manifest, *, text: str, root: Path, resolved_dir: Path, repository: bool
+) -> None:
+    """Refuse a `migrations.dir` that resolves outside `root`; the caller resolves the paths.
+
+    `root` is the git work tree holding the manifest (`repository`), else the manifest's own
+    folder. Migrations are code run with the database owner's rights: a manifest must not make
+    hmig run files from wherever `../..`, an absolute path or a symbolic link points, outside
+    what the repository's review covers.
+    """
+    if resolved_dir.is_relative_to(root):
+        return
+    where = "the repository" if repository else "the manifest's folder (no git repository)"
+    display = manifest.path.name
+    node = _compose(text, display)
+    raise ManifestError(
+        f"{resolved_dir} is outside {where} {root}",
+        file=display,
+        line=_line_of(node, ["migrations", "dir"]),
+        key="migrations.dir",
+        hint="Keep the migrations in the repository: a relative path (`..` is fine while it "
+        "stays inside) and no symbolic link leading out of it.",
+    )
+
+
 # --- YAML with positions ----------------------------------------------------------------------
 
 
@@ -141,6 +176,89 @@ def _compose(text: str, display: str) -> yaml.Node | None:
         ) from exc
     except yaml.YAMLError as exc:
         raise ManifestError(f"invalid YAML: {exc}", file=display) from exc
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ManifestError(_TOO_DEEP, file=display) from None
+
+
+def _construct(text: str, root: yaml.Node | None, display: str) -> Any:
+    """The Python value of the composed tree, once only plain YAML is known to be in it.
+
+    `yaml.safe_load` refuses `!!python/...` tags, but with a bare traceback; other explicit tags
+    (`!!int abc`, `!!timestamp x`) fail with a `ValueError` that names no line. So the tree is
+    checked first (tags, recursive aliases, size), then built. It is built from a tree of its
+    own: constructing merges `<<` keys into the nodes in place, and `root` must keep the lines
+    as written for the duplicate-key check and the error messages.
+    """
+    if root is None:
+        return None
+    _check_nodes(root, display)
+    loader = yaml.SafeLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:  # a tag allowed on a node of the wrong kind
+        mark = exc.problem_mark or exc.context_mark
+        raise ManifestError(
+            f"invalid YAML: {exc.problem or exc}",
+            file=display,
+            line=mark.line + 1 if mark is not None else None,
+        ) from exc
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError) as exc:
+        raise ManifestError(f"invalid YAML value: {exc}", file=display) from exc
+    except RecursionError:
+        raise ManifestError(_TOO_DEEP, file=display) from None
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(root: yaml.Node, display: str) -> None:
+    """Refuse explicit tags beyond plain YAML, recursive aliases, and alias bombs.
+
+    A manifest needs strings, numbers, booleans, lists and mappings; `!!python/object/apply`
+    would name a callable (PyYAML's SafeLoader refuses it, yet it has no place here either).
+    Aliases are shared, not copied, by the loader, but the schema validation walks every use:
+    nine levels of nine aliases are 387 million values (the "billion laughs" pattern).
+    """
+    expanded: dict[int, int] = {}
+
+    def walk(node: yaml.Node, ancestors: tuple[int, ...]) -> int:
+        if id(node) in ancestors:
+            raise ManifestError(
+                "a YAML alias refers to a value that contains it",
+                file=display,
+                line=node.start_mark.line + 1,
+                hint="Anchors (&name) and aliases (*name) must not form a loop.",
+            )
+        if id(node) in expanded:
+            return expanded[id(node)]
+        if node.tag not in _PLAIN_TAGS:
+            tag = str(node.tag)
+            shown = "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
+            raise ManifestError(
+                f"the YAML tag {shown} is not allowed: "
+                "hmig reads plain YAML (strings, numbers, booleans, lists, mappings)",
+                file=display,
+                line=node.start_mark.line + 1,
+                hint="Remove the tag (the `!…` before the value).",
+            )
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        size = 1 + sum(walk(child, (*ancestors, id(node))) for child in children)
+        if size > _MAX_VALUES:
+            raise ManifestError(
+                f"the manifest expands to more than {_MAX_VALUES} values through its aliases",
+                file=display,
+                line=node.start_mark.line + 1,
+            )
+        expanded[id(node)] = size
+        return size
+
+    try:
+        walk(root, ())
+    except RecursionError:
+        raise ManifestError(_TOO_DEEP, file=display) from None
 
 
 def _reject_duplicate_keys(node: yaml.Node | None, display: str) -> None:
@@ -232,7 +350,10 @@ def _describe(
     if error.validator == "required" and isinstance(error.validator_value, list):
         present = error.instance if isinstance(error.instance, dict) else {}
         missing = [k for k in error.validator_value if k not in present]
-        name = missing[0] if missing else "?"
+        # jsonschema reports each missing key as its own error, named only in the message.
+        name = next(
+            (k for k in missing if repr(k) in error.message), missing[0] if missing else "?"
+        )
         return _line_of(root, path), _key_path(path), f"missing required key {name!r}"
     if error.validator == "const" and path == ["version"]:
         return _line_of(root, path), "version", f"unsupported version {error.instance!r}; use 1"

@@ -10,6 +10,7 @@ identical to `action.yml`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +35,11 @@ ACTION_INPUTS = (
     "database-url",
 )
 _COMMENT_MODES = ("always", "on-change", "never")
+_SCHEME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*)://")
+_URL_HINT = (
+    "Use postgresql://user@host:port/database (password in PGPASSWORD or the URL), or "
+    "key=value pairs (host=… dbname=…)."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,10 +174,12 @@ def conninfo_for(environment: Environment, settings: Settings) -> str:
 
     The Action's `database-url` input comes first; then `database.url_env` alone decides when the
     manifest gives it; otherwise `DATABASE_URL`, then
-    the team's `DB_HOST`/`DB_PORT`/`DB_NAME`/`DB_USER`/`DB_PASSWORD`.
+    the team's `DB_HOST`/`DB_PORT`/`DB_NAME`/`DB_USER`/`DB_PASSWORD`. A value that is not a
+    PostgreSQL connection string is refused naming where it came from: that is what a person
+    needs to fix it, and the value itself may hold a password, so it is never shown.
     """
     if settings.database_url:
-        return settings.database_url
+        return _checked(settings.database_url, source="the Action's input `database-url`")
     spec = environment.database
     if spec is not None and spec.url_env:
         value = settings.environ.get(spec.url_env, "").strip()
@@ -183,11 +191,43 @@ def conninfo_for(environment: Environment, settings: Settings) -> str:
                 hint=f"Set {spec.url_env} to postgresql://user@host:port/database "
                 "(in GitHub Actions, from a secret).",
             )
-        return value
+        return _checked(value, source=f"${spec.url_env}")
     url = settings.environ.get("DATABASE_URL", "").strip()
     if url:
-        return url
-    present = {k: settings.environ[k] for k in _DB_VARS if settings.environ.get(k)}
+        return _checked(url, source="$DATABASE_URL")
+    return _from_db_vars(environment, settings.environ)
+
+
+def _checked(value: str, *, source: str) -> str:
+    """`value` if libpq can parse it as a connection string; else an error naming `source`."""
+    scheme = _SCHEME.match(value)
+    if scheme is not None and scheme.group(1).lower() not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"{source} holds a {scheme.group(1)}:// URL; hmig connects to PostgreSQL only",
+            hint=_URL_HINT,
+        )
+    try:
+        pg_conninfo.conninfo_to_dict(value)
+    except psycopg.ProgrammingError as exc:
+        # libpq's message quotes the value, password included: it is not shown.
+        raise ConfigurationError(
+            f"{source} is not a PostgreSQL connection string (libpq cannot parse it)",
+            hint=_URL_HINT,
+        ) from exc
+    return value
+
+
+def _from_db_vars(environment: Environment, environ: Mapping[str, str]) -> str:
+    """The team's `DB_*` variables; a missing `DB_NAME` or a bad `DB_PORT` is named.
+
+    Without a database name libpq connects to the one named like the user (PostgreSQL docs,
+    "Parameter Key Words": dbname): a partial set of variables must not migrate that one.
+    """
+    present = {
+        name: value if name == "DB_PASSWORD" else value.strip()
+        for name in _DB_VARS
+        if (value := environ.get(name, "")).strip()
+    }
     if "DB_HOST" not in present and "DB_NAME" not in present:
         raise ConfigurationError(
             f"environment {environment.name!r} has no database: the manifest gives none, and "
@@ -195,11 +235,24 @@ def conninfo_for(environment: Environment, settings: Settings) -> str:
             hint="Add database: {url_env: NAME} to the environment in hmig.yml, or set "
             "DATABASE_URL.",
         )
+    if "DB_NAME" not in present:
+        given = "/".join(name for name in _DB_VARS if name in present and name != "DB_PASSWORD")
+        raise ConfigurationError(
+            f"{given} {'are' if '/' in given else 'is'} set but DB_NAME is not: hmig does not "
+            "guess which database to migrate",
+            hint="Set DB_NAME to the database's name (or use DATABASE_URL).",
+        )
+    port = present.get("DB_PORT", "5432")
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigurationError(
+            f"DB_PORT is {port!r}, not a port number (1 to 65535)",
+            hint="Set DB_PORT to the server's TCP port, 5432 by default, or unset it.",
+        )
     try:
         return pg_conninfo.make_conninfo(
             host=present.get("DB_HOST", "localhost"),
-            port=present.get("DB_PORT", "5432"),
-            dbname=present.get("DB_NAME"),
+            port=port,
+            dbname=present["DB_NAME"],
             user=present.get("DB_USER"),
             password=present.get("DB_PASSWORD"),
         )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from psycopg.conninfo import conninfo_to_dict
 
 from hmig.errors import ConfigurationError
 from hmig.model import DatabaseSpec, Environment, TransactionMode
@@ -109,3 +110,107 @@ def test_run_url_is_built_from_the_server_url() -> None:
         "https://ghe.example.com/org/app/actions/runs/42"
     )
     assert Settings.from_environ({}).github().run_url is None
+
+
+# --- which database: a bad value names where it came from -------------------------------------
+
+
+def _environment(database: DatabaseSpec | None = None) -> Environment:
+    return Environment(
+        name="staging",
+        database=database,
+        protected=False,
+        lock_timeout_ms=0,
+        statement_timeout_ms=0,
+        transaction=TransactionMode.PER_MIGRATION,
+        strict_order=False,
+    )
+
+
+def _refusal(environ: dict[str, str], *, spec: DatabaseSpec | None = None, url: str = "") -> str:
+    settings = Settings.from_environ(environ).with_database_url(url or None)
+    with pytest.raises(ConfigurationError) as caught:
+        conninfo_for(_environment(spec), settings)
+    return caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("this is not a url s3cr3t-pw", "is not a PostgreSQL connection string"),
+        ("mysql://app:s3cr3t-pw@127.0.0.1:1/app", "holds a mysql:// URL"),
+        ("  HTTPS://app:s3cr3t-pw@example.com/app", "holds a HTTPS:// URL"),
+        ("host=db dbname='unclosed s3cr3t-pw", "is not a PostgreSQL connection string"),
+    ],
+    ids=["words", "mysql", "https", "unclosed-quote"],
+)
+def test_a_bad_url_names_its_variable_and_never_shows_the_value(value: str, problem: str) -> None:
+    by_url_env = _refusal({"STAGING_URL": value}, spec=DatabaseSpec(url_env="STAGING_URL"))
+    by_database_url = _refusal({"DATABASE_URL": value})
+    by_input = _refusal({}, url=value)
+
+    assert by_url_env.startswith(f"$STAGING_URL {problem}")
+    assert by_database_url.startswith(f"$DATABASE_URL {problem}")
+    assert by_input.startswith(f"the Action's input `database-url` {problem}")
+    assert all("s3cr3t" not in m for m in (by_url_env, by_database_url, by_input))
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["postgresql://u@db:5432/app", "postgres://db/app", "host=db dbname=app user=u"],
+    ids=["postgresql", "postgres", "keywords"],
+)
+def test_a_postgresql_url_or_keyword_string_is_used_as_given(value: str) -> None:
+    settings = Settings.from_environ({"STAGING_URL": value})
+
+    assert conninfo_for(_environment(DatabaseSpec(url_env="STAGING_URL")), settings) == value
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"DB_HOST": "db"}, "DB_HOST is set"),
+        ({"DB_HOST": "db", "DB_PORT": "5432", "DB_USER": "app"}, "DB_HOST/DB_PORT/DB_USER are set"),
+        ({"DB_HOST": "db", "DB_NAME": "  ", "DB_PASSWORD": "pw"}, "DB_HOST is set"),
+    ],
+    ids=["host", "host-port-user", "blank-name"],
+)
+def test_db_variables_without_db_name_are_refused(given: dict[str, str], named: str) -> None:
+    """libpq would connect to the database named like the user: maybe not the one meant."""
+    message = _refusal(given)
+
+    assert message == f"{named} but DB_NAME is not: hmig does not guess which database to migrate"
+
+
+@pytest.mark.parametrize("port", ["fivefour", "0", "65536", "54 32", "-1", "٥٤٣٢"])
+def test_a_db_port_that_is_not_a_port_names_db_port(port: str) -> None:
+    message = _refusal({"DB_HOST": "db", "DB_NAME": "app", "DB_PORT": port})
+
+    assert message == f"DB_PORT is {port.strip()!r}, not a port number (1 to 65535)"
+
+
+def test_complete_db_variables_form_the_connection_string() -> None:
+    environ = {
+        "DB_HOST": " db.internal ",
+        "DB_PORT": "6432",
+        "DB_NAME": "app",
+        "DB_USER": "migrator",
+        "DB_PASSWORD": " pw with spaces ",
+    }
+
+    conninfo = conninfo_for(_environment(), Settings.from_environ(environ))
+
+    assert conninfo_to_dict(conninfo) == {
+        "host": "db.internal",
+        "port": "6432",
+        "dbname": "app",
+        "user": "migrator",
+        "password": " pw with spaces ",
+    }
+
+
+def test_no_database_anywhere_says_so() -> None:
+    assert _refusal({"DB_USER": "app"}) == (
+        "environment 'staging' has no database: the manifest gives none, and neither "
+        "DATABASE_URL nor DB_HOST/DB_NAME is set"
+    )

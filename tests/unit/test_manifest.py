@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from hmig import manifest
+from hmig import discovery, manifest
 from hmig.errors import ConfigurationError, ExitCode, ManifestError
 from hmig.model import (
     BackupPolicy,
@@ -593,6 +593,208 @@ def test_parse__default_environment_not_defined__names_key_line_and_environments
         error.message
     )
     assert error.line == 4
+
+
+# --- YAML tags, aliases and nesting: only plain YAML is read -----------------------------------
+
+_ENVIRONMENTS = "environments:\n  dev:\n    database: {url_env: DEV_URL}\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("!!python/object/apply:os.system [id]", "!!python/object/apply:os.system"),
+        ("!!python/name:os.system ''", "!!python/name:os.system"),
+        ("!custom migrations", "!custom"),
+        ("!!binary aGVsbG8=", "!!binary"),
+        ("!!set {migrations: null}", "!!set"),
+    ],
+    ids=["python-apply", "python-name", "local-tag", "binary", "set"],
+)
+def test_parse__a_tag_beyond_plain_yaml__names_the_line_and_the_tag(value: str, shown: str) -> None:
+    text = f"version: 1\nmigrations: {{dir: {value}}}\n" + _ENVIRONMENTS
+
+    with pytest.raises(ManifestError) as caught:
+        manifest.parse(text, path=PATH)
+
+    assert caught.value.line == 2
+    assert caught.value.message.startswith(f"hmig.yml:2: the YAML tag {shown} is not allowed")
+
+
+@pytest.mark.parametrize("value", ["!!int abc", "!!float x", "!!timestamp x", "!!str [a]"], ids=str)
+def test_parse__a_plain_tag_that_does_not_fit_its_value__is_a_manifest_error(value: str) -> None:
+    text = f"version: 1\nmigrations: {{dir: {value}}}\n" + _ENVIRONMENTS
+
+    with pytest.raises(ManifestError) as caught:
+        manifest.parse(text, path=PATH)
+
+    assert caught.value.message.startswith("hmig.yml")
+    assert "invalid YAML" in caught.value.message
+
+
+def test_parse__anchors_aliases_and_merge_keys__still_work() -> None:
+    parsed = parse(
+        """
+        version: 1
+        migrations: {dir: !!str migrations}
+        environments:
+          staging: &base
+            database: {url_env: STAGING_URL}
+            lock_timeout: 2s
+          production:
+            <<: *base
+            database: {url_env: PRODUCTION_URL}
+        """
+    )
+
+    production = parsed.environments["production"]
+    assert production.lock_timeout_ms == 2000
+    assert production.database == DatabaseSpec(url_env="PRODUCTION_URL")
+
+
+def test_parse__a_recursive_alias__is_refused_on_its_line() -> None:
+    error = parse_error(
+        """
+        version: 1
+        migrations: &loop
+          dir: migrations
+          order: [*loop]
+        environments: {dev: {}}
+        """
+    )
+
+    assert error.line == 2  # where the anchor is: the alias is the same node
+    assert "alias refers to a value that contains it" in error.message
+
+
+def test_parse__an_alias_bomb__is_refused_before_it_is_expanded() -> None:
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for index, name in enumerate("bcdefg"):
+        previous = "abcdefg"[index]
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]")
+
+    with pytest.raises(ManifestError) as caught:
+        manifest.parse("\n".join(levels) + "\n", path=PATH)
+
+    assert "expands to more than 100000 values" in caught.value.message
+
+
+@pytest.mark.parametrize("bracket", ["[]", "{}"])
+def test_parse__nesting_deeper_than_python_recursion__is_a_manifest_error(bracket: str) -> None:
+    opening, closing = bracket
+    text = "version: " + opening * 5000 + closing * 5000 + "\n"
+
+    with pytest.raises(ManifestError) as caught:
+        manifest.parse(text, path=PATH)
+
+    assert caught.value.message == "hmig.yml: invalid YAML: lists or mappings are nested too deeply"
+
+
+def test_parse__every_missing_required_key__is_named_once() -> None:
+    error = parse_error("default_environment: dev\n")
+
+    assert "missing required key 'version'" in error.message
+    assert "missing required key 'migrations'" in error.message
+    assert "missing required key 'environments'" in error.message
+
+
+# --- migrations.dir stays inside the repository ------------------------------------------------
+
+
+def _repository(root: Path, manifest_dir: str = ".", migrations_dir: str = "migrations") -> Path:
+    """A git work tree (a `.git` folder is all hmig looks for) with a manifest in it."""
+    (root / ".git").mkdir(parents=True)
+    folder = root / manifest_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "hmig.yml"
+    path.write_text(
+        f"version: 1\nmigrations:\n  dir: {migrations_dir}\n" + _ENVIRONMENTS, encoding="utf-8"
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "migrations_dir",
+    ["migrations", "../db/migrations", "./x/../../db/migrations", "not-created-yet"],
+    ids=["plain", "sibling-folder", "dot-dot-inside", "missing-folder"],
+)
+def test_load_manifest__dir_inside_the_repository__is_accepted(
+    tmp_path: Path, migrations_dir: str
+) -> None:
+    path = _repository(tmp_path / "repo", "backend", migrations_dir)
+
+    loaded = discovery.load_manifest(path)
+
+    assert loaded.migrations.dir.resolve().is_relative_to((tmp_path / "repo").resolve())
+
+
+@pytest.mark.parametrize(
+    "migrations_dir", ["../../outside", "../../repo-sibling/migrations", "/etc"], ids=str
+)
+def test_load_manifest__dir_outside_the_repository__names_the_key_and_line(
+    tmp_path: Path, migrations_dir: str
+) -> None:
+    path = _repository(tmp_path / "repo", "backend", migrations_dir)
+
+    with pytest.raises(ManifestError) as caught:
+        discovery.load_manifest(path)
+
+    error = caught.value
+    assert (error.file, error.line, error.key) == ("hmig.yml", 3, "migrations.dir")
+    assert "is outside the repository" in error.message
+    assert str((tmp_path / "repo").resolve()) in error.message
+    assert error.exit_code == ExitCode.CANNOT
+
+
+def test_load_manifest__a_symlink_leading_out_of_the_repository__is_refused(
+    tmp_path: Path,
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    path = _repository(tmp_path / "repo", ".", "linked/migrations")
+    (tmp_path / "repo" / "linked").symlink_to(outside, target_is_directory=True)
+
+    with pytest.raises(ManifestError) as caught:
+        discovery.load_manifest(path)
+
+    assert f"{outside.resolve()}/migrations is outside the repository" in caught.value.message
+
+
+def test_load_manifest__a_symlink_within_the_repository__is_accepted(tmp_path: Path) -> None:
+    path = _repository(tmp_path / "repo", ".", "current")
+    (tmp_path / "repo" / "db" / "v2").mkdir(parents=True)
+    (tmp_path / "repo" / "current").symlink_to(tmp_path / "repo" / "db" / "v2")
+
+    assert discovery.load_manifest(path).migrations.dir.name == "current"
+
+
+def test_load_manifest__a_git_file_marks_a_worktree_root(tmp_path: Path) -> None:
+    """A worktree or submodule has a `.git` file, not a folder."""
+    root = tmp_path / "worktree"
+    (root / "app").mkdir(parents=True)
+    (root / ".git").write_text("gitdir: /elsewhere/.git/worktrees/x\n", encoding="utf-8")
+    path = root / "app" / "hmig.yml"
+    path.write_text("version: 1\nmigrations: {dir: ../db}\n" + _ENVIRONMENTS, encoding="utf-8")
+
+    assert discovery.repository_root(path.parent.resolve()) == root.resolve()
+    assert discovery.load_manifest(path).migrations.dir == root.resolve() / "app" / ".." / "db"
+
+
+def test_load_manifest__without_a_repository__the_manifest_folder_is_the_limit(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    path = project / "hmig.yml"
+    assert discovery.repository_root(project.resolve()) is None  # tmp_path is in no work tree
+    path.write_text("version: 1\nmigrations: {dir: ../shared}\n" + _ENVIRONMENTS, "utf-8")
+
+    with pytest.raises(ManifestError) as caught:
+        discovery.load_manifest(path)
+
+    assert "outside the manifest's folder (no git repository)" in caught.value.message
+    path.write_text("version: 1\nmigrations: {dir: db/migrations}\n" + _ENVIRONMENTS, "utf-8")
+    assert discovery.load_manifest(path).migrations.dir == project.resolve() / "db/migrations"
 
 
 # --- select_environment -----------------------------------------------------------------------
