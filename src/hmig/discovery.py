@@ -1,13 +1,17 @@
 """The filesystem side: the manifest file and the migrations folder → values.
 
 Reads `hmig.yml` and every migration file once, computing each file's name (exactly what
-`pgmigrations.name` stores), kind, checksum and statements. It decides nothing about order or
-what is pending: that is `planning`'s job.
+`pgmigrations.name` stores), kind, checksum and statements. It refuses what no migration can
+be: a name with control characters, names that differ only in case, a symbolic link out of the
+folder, a file that is empty or binary. It decides nothing about order or what is pending: that
+is `planning`'s job.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
@@ -33,7 +37,41 @@ def load_manifest(path: Path) -> Manifest:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(f"cannot read the manifest: {exc}", file=str(path)) from exc
-    return manifest_module.parse(text, path=path.resolve())
+    manifest = manifest_module.parse(text, path=path.resolve())
+    repository = repository_root(manifest.base_dir)
+    try:
+        # strict=False: a folder that does not exist yet is `discover`'s to report.
+        resolved = manifest.migrations.dir.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symbolic link loop (3.11)
+        raise ManifestError(
+            f"cannot resolve {manifest.migrations.dir}: {exc}",
+            file=manifest.path.name,
+            key="migrations.dir",
+        ) from exc
+    manifest_module.check_contained(
+        manifest,
+        text=text,
+        root=repository or manifest.base_dir,
+        resolved_dir=resolved,
+        repository=repository is not None,
+    )
+    return manifest
+
+
+def repository_root(start: Path) -> Path | None:
+    """The git work tree holding `start`: the nearest folder with a `.git` entry, or None.
+
+    `.git` is a folder in a clone and a file in a worktree or submodule. Found by walking up,
+    not by running git: the Action's image has no git (and a checkout may have none either).
+    """
+    for folder in (start, *start.parents):
+        marker = folder / ".git"
+        try:
+            if marker.is_symlink() or marker.exists():
+                return folder
+        except OSError:  # an unreadable parent: keep looking further up
+            continue
+    return None
 
 
 def checksum(text: str) -> str:
@@ -51,7 +89,7 @@ def discover(config: MigrationsConfig, *, base_dir: Path) -> tuple[MigrationFile
 
     Not recursive; dotfiles, sub-folders and files that are not `.sql` or JavaScript/TypeScript
     (`.js .cjs .mjs .ts .cts .mts`; a README.md, say) are ignored, unlike node-pg-migrate, which
-    tries to run them.
+    tries to run them. A symbolic link is followed only when it stays in the folder.
     """
     folder = config.dir
     if not folder.is_dir():
@@ -61,15 +99,12 @@ def discover(config: MigrationsConfig, *, base_dir: Path) -> tuple[MigrationFile
             key="migrations.dir",
             hint="migrations.dir is relative to the manifest's folder.",
         )
-    candidates = sorted(
-        p
-        for p in folder.iterdir()
-        if not p.name.startswith(".") and p.is_file() and _kind(p) is not None
-    )
+    base = base_dir.resolve()
+    candidates = _files(folder, base_dir=base)
     groups: dict[str, list[Path]] = defaultdict(list)
     for path in candidates:
         groups[_migration_name(path)].append(path)
-    base = base_dir.resolve()
+    _refuse_names_differing_in_case(groups, base_dir=base)
     return tuple(_load(name, paths, base_dir=base) for name, paths in sorted(groups.items()))
 
 
@@ -87,6 +122,92 @@ def names(config: MigrationsConfig) -> list[str]:
 
 
 # --- internals --------------------------------------------------------------------------------
+
+EMPTY = (
+    "the file is empty: it would be recorded as applied, and SQL written into it later would "
+    "never run; write the migration, or a comment saying why it does nothing"
+)
+
+
+def _files(folder: Path, *, base_dir: Path) -> list[Path]:
+    """The migration files of `folder`, sorted; refuse bad names and links that escape it."""
+    entries = sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and _kind(p) is not None and (p.is_symlink() or p.is_file())
+    )
+    inside = folder.resolve()
+    found: list[Path] = []
+    for path in entries:
+        shown = _display(path, base_dir)
+        if statements.visible(path.name) != path.name:
+            raise MigrationFileError(
+                "the file name contains a control character (a newline, an escape …): it "
+                "would break every log line it is printed in",
+                file=statements.visible(shown),
+                hint="Rename the file: letters, digits, '_', '-', '.' and spaces are safe.",
+            )
+        if path.is_symlink():
+            target = _link_target(path, shown=shown)
+            if not target.is_relative_to(inside):
+                raise MigrationFileError(
+                    "is a symbolic link to a file outside the migrations folder; hmig does not "
+                    "follow links out of it (nor read what they point to)",
+                    file=shown,
+                    hint="Copy the migration into the folder, or link to a file inside it.",
+                )
+            if not target.is_file():
+                continue  # a link to a sub-folder is a sub-folder: ignored
+        found.append(path)
+    return found
+
+
+def _link_target(path: Path, *, shown: str) -> Path:
+    """Where a symbolic link ends up, without reading the file there."""
+    try:
+        return path.resolve(strict=True)
+    except FileNotFoundError:
+        raise MigrationFileError(
+            "is a broken symbolic link: what it points to does not exist",
+            file=shown,
+            hint="Fix or remove the link: a migration must not silently vanish from the plan.",
+        ) from None
+    except (RuntimeError, OSError) as exc:  # Python 3.11 raises RuntimeError on a loop
+        if isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP:
+            why = "it is a loop"
+        else:
+            why = statements.visible(exc.strerror or str(exc))
+        raise MigrationFileError(
+            f"is a symbolic link that cannot be followed: {why}",
+            file=shown,
+            hint="Fix or remove the link.",
+        ) from None
+
+
+def _refuse_names_differing_in_case(groups: dict[str, list[Path]], *, base_dir: Path) -> None:
+    """`002_a` beside `002_A`: one file on macOS and Windows checkouts, two on Linux.
+
+    The databases migrated from either kind of checkout would differ; Unicode normalisation
+    (macOS writes `é` decomposed) is folded the same way.
+    """
+    seen: dict[str, str] = {}
+    for name in sorted(groups):
+        key = unicodedata.normalize("NFC", name).casefold()
+        if key not in seen:
+            seen[key] = name
+            continue
+        first, second = (_display(groups[n][0], base_dir) for n in (seen[key], name))
+        how = (
+            "letter case"
+            if seen[key].casefold() == name.casefold()
+            else "Unicode normalisation (an accent written as one character or two)"
+        )
+        raise MigrationFileError(
+            f"the migrations {seen[key]!r} and {name!r} differ only in {how}: {first} "
+            f"and {second} are one file on case-insensitive filesystems (macOS, Windows)",
+            file=first,
+            hint="Rename one of them.",
+        )
 
 
 def _kind(path: Path) -> Kind | None:
@@ -210,18 +331,36 @@ def _text(path: Path, shown: str) -> str:
 
 
 def _parse(text: str, section: statements.Section) -> tuple[tuple[Statement, ...], Problem | None]:
+    """The section's statements, or why the file cannot run (checked on the whole file)."""
+    unreadable = _unreadable(text)
+    if unreadable is not None:
+        return (), unreadable
     try:
         return statements.split(text, section), None
     except statements.SqlProblem as exc:
         return (), exc.problem
 
 
+def _unreadable(text: str) -> Problem | None:
+    """Empty (only blank space) or binary: not a migration, whatever its sections hold.
+
+    A file of comments only is a deliberate no-op and stays valid (node-pg-migrate records
+    it too).
+    """
+    if not text.strip():
+        return Problem(EMPTY)
+    return statements.binary_problem(text)
+
+
 def _display(path: Path, base_dir: Path) -> str:
-    """The path as users see it: relative to the manifest's folder (already resolved)."""
+    """The path as users see it: relative to the manifest's folder (already resolved).
+
+    Only the folder is resolved: a symbolic link is shown as itself, never as its target.
+    """
     try:
         return path.relative_to(base_dir).as_posix()
     except ValueError:
         try:
-            return path.resolve().relative_to(base_dir).as_posix()
+            return (path.parent.resolve() / path.name).relative_to(base_dir).as_posix()
         except ValueError:
             return str(path)

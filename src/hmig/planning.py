@@ -23,6 +23,7 @@ from hmig.model import (
     MigrationFile,
     Notice,
     Plan,
+    Problem,
     Recorded,
     Rendered,
     Repair,
@@ -142,21 +143,29 @@ def check_renamed(
             )
 
 
-def check_runnable(migrations: Sequence[MigrationFile]) -> None:
-    """Refuse (exit 2) when any of these files cannot run, naming every such file."""
-    broken = [m for m in migrations if m.problem is not None]
+def check_runnable(migrations: Sequence[MigrationFile], *, down: bool = False) -> None:
+    """Refuse (exit 2) when any of these files cannot run, naming every such file.
+
+    With `down`, a down section or `.down.sql` that cannot run counts too: `validate` checks
+    it, as a rollback is not the time to find out.
+    """
+    broken: list[tuple[str, Problem]] = []
+    for m in migrations:
+        if m.problem is not None:
+            broken.append((m.path, m.problem))
+        elif down and m.down_problem is not None:
+            broken.append((m.down_path or m.path, m.down_problem))
     if not broken:
         return
-    first = broken[0]
-    assert first.problem is not None
-    others = "".join(
-        f"\n  {m.path}:{m.problem.line}: {m.problem.message}" for m in broken[1:] if m.problem
-    )
+    (path, first), others = broken[0], broken[1:]
     raise MigrationFileError(
-        first.problem.message + others,
-        file=first.path,
-        line=first.problem.line,
-        column=first.problem.column,
+        first.message
+        + "".join(
+            f"\n  {p}{'' if q.line is None else f':{q.line}'}: {q.message}" for p, q in others
+        ),
+        file=path,
+        line=first.line,
+        column=first.column,
         hint="Nothing was run. Fix the file and run the command again.",
     )
 

@@ -3,11 +3,13 @@
 Knowing where each statement starts lets an error name the line even when the server gives no
 position (most DDL errors), and the parse tree says which statements cannot run inside a
 transaction block. node-pg-migrate's `-- Up Migration` / `-- Down Migration` markers are
-honoured here. Pure: text in, values out.
+honoured here, and what hmig refuses to send is refused here, located: transaction control,
+psql meta-commands, COPY to or from the client, binary content. Pure: text in, values out.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,14 +65,15 @@ def split(text: str, section: Section) -> tuple[Statement, ...]:
     """Split a section into statements located in `text`; raise `SqlProblem` when invalid.
 
     The parser's C splitter validates and locates every statement; a Python parse tree (much
-    slower to build) is made only for statements whose words could make them special.
+    slower to build) is made only for statements whose words could make them special. Line
+    numbers come from a table of line starts: a seed file of 100 000 statements stays linear.
     """
+    lines = _Lines(text)
     try:
         slices = pglast.parser.split(section.text, with_parser=True, only_slices=True)
     except pglast.parser.ParseError as exc:
         index = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
-        line, column = _position(text, section.offset + index)
-        raise SqlProblem(Problem(str(exc.args[0]), line, column)) from exc
+        raise _explain(str(exc.args[0]), section=section, index=index, lines=lines) from exc
     found: list[Statement] = []
     nodes: list[ast.Node | None] = []
     for piece in slices:
@@ -78,10 +81,11 @@ def split(text: str, section: Section) -> tuple[Statement, ...]:
         if not sql:
             continue
         lead = len(section.text[piece]) - len(section.text[piece].lstrip())
-        line, column = _position(text, section.offset + piece.start + lead)
+        line, column = lines.at(section.offset + piece.start + lead)
         node = _tree(sql) if _MAYBE_SPECIAL.search(sql) else None
         if node is not None:
             _reject_transaction_control(node, line=line, column=column)
+            _reject_client_copy(node, line=line, column=column)
         nodes.append(node)
         found.append(
             Statement(
@@ -101,11 +105,65 @@ def _tree(sql: str) -> ast.Node | None:
 
 
 class SqlProblem(Exception):
-    """Internal: carries a `Problem` to the caller, which knows the file name."""
+    """Internal: carries a `Problem` to the caller, which knows the file name.
 
-    def __init__(self, problem: Problem) -> None:
+    `refused` is true when the SQL may well be valid but hmig will not send it (transaction
+    control, a psql meta-command, COPY to or from the client), false for a syntax error.
+    """
+
+    def __init__(self, problem: Problem, *, refused: bool = False) -> None:
         super().__init__(problem.message)
         self.problem = problem
+        self.refused = refused
+
+
+def forbidden_statement(sql: str) -> Problem | None:
+    r"""The first thing in `sql` that hmig refuses to send, located in `sql`; None if nothing.
+
+    That is transaction control (BEGIN, COMMIT, ROLLBACK, PREPARE TRANSACTION …), a psql
+    meta-command (`\i`, `\copy`, `\set` …) or COPY from stdin / to stdout, the same checks
+    `split` makes on `.sql` files. For SQL another program built: the statements node-pg-migrate
+    renders for a `.js` migration. A plain syntax error gives None: the server reports it, with
+    its own position, and pglast's grammar may lag the server's.
+    """
+    try:
+        split(sql, Section(sql, 0))
+    except SqlProblem as exc:
+        return exc.problem if exc.refused else None
+    return None
+
+
+def binary_problem(text: str) -> Problem | None:
+    """The first NUL or other control character in `text`, as a located problem; None if none.
+
+    PostgreSQL cannot receive a NUL in query text and pglast stops reading at one, so the
+    statements after it would silently never run. Other control characters (tab, line feed,
+    vertical tab, form feed and carriage return excepted) are not SQL either, and echoing them
+    in a plan or a log would let a file drive the reader's terminal.
+    """
+    match = _CONTROL.search(text)
+    if match is None:
+        return None
+    line, column = _Lines(text).at(match.start())
+    what = (
+        "a NUL byte (\\x00)"
+        if match.group() == "\0"
+        else f"the control character {visible(match.group())}"
+    )
+    return Problem(
+        f"{what}: this is binary content, not SQL text; save the migration as plain UTF-8 text",
+        line,
+        column,
+    )
+
+
+def visible(text: str) -> str:
+    r"""`text` with every control character written as a Python escape (`\n`, `\x1b`).
+
+    For file names and SQL echoed in messages: a newline would split a log line (and could
+    start a GitHub Actions `::` command), an ESC would drive the reader's terminal.
+    """
+    return _UNSAFE.sub(_escape, text)
 
 
 def relations(sql: str) -> tuple[str, ...]:
@@ -180,11 +238,12 @@ def locate(statement: Statement, position: int | None) -> tuple[int | None, int 
 
 _DETACH_CONCURRENTLY = "ALTER TABLE … DETACH PARTITION … CONCURRENTLY"
 
-# Every statement `_no_transaction`, `_reject_transaction_control` or the enum check can flag
+# Every statement `_no_transaction`, `_reject_transaction_control`, `_reject_client_copy` or the
+# enum check can flag
 # contains one of these words; others need no parse tree.
 _MAYBE_SPECIAL = re.compile(
     r"\b(concurrently|vacuum|database|system|tablespace|subscription|value|begin|start|commit"
-    r"|rollback|end|abort|prepare)\b",
+    r"|rollback|end|abort|prepare|copy)\b",
     re.IGNORECASE,
 )
 
@@ -211,12 +270,124 @@ def _reject_transaction_control(node: ast.Node, *, line: int, column: int) -> No
             f"{keyword} inside a migration: hmig runs each migration in its own transaction "
             "(or outside one, statement by statement, when a statement needs that)"
         )
-        raise SqlProblem(Problem(message, line, column))
+        raise SqlProblem(Problem(message, line, column), refused=True)
 
 
-def _position(text: str, offset: int) -> tuple[int, int]:
-    before = text[:offset]
-    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+def _reject_client_copy(node: ast.Node, *, line: int, column: int) -> None:
+    r"""COPY from stdin / to stdout needs psql on the other end of the connection.
+
+    psql streams the rows that follow the statement (up to `\.`) or prints the ones the server
+    sends; a migration run by hmig (or node-pg-migrate) has no such stream.
+    """
+    if not isinstance(node, ast.CopyStmt) or node.filename is not None:
+        return
+    if node.is_from:
+        message = (
+            "COPY … FROM stdin needs psql's data stream, which a migration does not have: "
+            "use INSERT … VALUES, or COPY … FROM 'file' for a file on the database server"
+        )
+    else:
+        message = (
+            "COPY … TO stdout sends rows to a client that does not read them: remove it, or "
+            "use COPY … TO 'file' for a file on the database server"
+        )
+    raise SqlProblem(Problem(message, line, column), refused=True)
+
+
+def _explain(message: str, *, section: Section, index: int, lines: _Lines) -> SqlProblem:
+    """A parse error at `index` of the section, said in the words of its likely cause.
+
+    The rows after `COPY … FROM stdin` and a psql meta-command are both syntax errors to the
+    server; "syntax error at or near" would send people hunting for a typo.
+    """
+    copy = _client_copy_before(section.text[:index])
+    if copy is not None:
+        line, column = lines.at(section.offset + copy[0])
+        try:
+            _reject_client_copy(copy[1], line=line, column=column)
+        except SqlProblem as refused:
+            return refused
+    line, column = lines.at(section.offset + index)
+    meta = _META_COMMAND.match(section.text, index)
+    if meta is None:
+        return SqlProblem(Problem(message, line, column))
+    command = visible(meta.group())
+    advice = _META_ADVICE.get(meta.group(1), "write what it does as SQL")
+    return SqlProblem(
+        Problem(
+            f"{command} is a psql meta-command: hmig sends SQL to the server and, like "
+            f"node-pg-migrate, does not run psql's own commands; {advice}",
+            line,
+            column,
+        ),
+        refused=True,
+    )
+
+
+def _client_copy_before(text: str) -> tuple[int, ast.Node] | None:
+    """The first `COPY` from or to the client in `text` (complete statements), with its offset."""
+    if not _COPY_WORD.search(text):
+        return None
+    try:
+        pieces = pglast.parser.split(text, with_parser=False, only_slices=True)
+    except pglast.parser.ParseError:
+        return None
+    for piece in pieces:
+        sql = text[piece]
+        if not _COPY_WORD.search(sql):
+            continue
+        try:
+            node = _tree(sql.strip())
+        except pglast.parser.ParseError:
+            continue
+        if isinstance(node, ast.CopyStmt) and node.filename is None:
+            return piece.start + len(sql) - len(sql.lstrip()), node
+    return None
+
+
+_COPY_WORD = re.compile(r"\bcopy\b", re.IGNORECASE)
+_META_COMMAND = re.compile(r"\\([A-Za-z!?.;]*)")
+# What to write instead, by psql command (psql docs, "Meta-Commands").
+_META_ADVICE = {
+    "i": "put the SQL of the other file in this migration, or in a migration of its own",
+    "ir": "put the SQL of the other file in this migration, or in a migration of its own",
+    "include": "put the SQL of the other file in this migration, or in a migration of its own",
+    "include_relative": "put the SQL of the other file in this migration, or in a migration of "
+    "its own",
+    "copy": "use INSERT … VALUES, or COPY … FROM 'file' for a file on the database server",
+    "set": "psql variables do not exist here: write the value in the SQL",
+    "c": "a migration runs on the database of its environment: give the other database its "
+    "own hmig environment",
+    "connect": "a migration runs on the database of its environment: give the other database "
+    "its own hmig environment",
+    ".": "the rows of a COPY … FROM stdin cannot be sent: use INSERT … VALUES",
+}
+
+# C0 controls except tab, line feed, vertical tab, form feed and carriage return; DEL; C1.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+# Also the whitespace controls and Unicode's bidirectional overrides (CVE-2021-42574).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class _Lines:
+    """Where each line of a text starts: offset → (line, column) in O(log n), not O(n)."""
+
+    def __init__(self, text: str) -> None:
+        self._starts = [0, *(match.end() for match in re.finditer("\n", text))]
+
+    def at(self, offset: int) -> tuple[int, int]:
+        """1-based line and column of the character at `offset`."""
+        index = bisect.bisect_right(self._starts, offset) - 1
+        return index + 1, offset - self._starts[index] + 1
 
 
 def _no_transaction(node: ast.Node) -> str | None:

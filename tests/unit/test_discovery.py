@@ -379,6 +379,181 @@ def test_discover__non_utf8_file__raises_naming_the_file_and_byte(folder: Path) 
     assert "UTF-8" in error.hint
 
 
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\n  \n\t\n", b"\xef\xbb\xbf", b"\xef\xbb\xbf\r\n"],
+    ids=["empty", "blank", "bom-only", "bom-and-crlf"],
+)
+def test_discover__empty_file__has_a_problem_without_a_line(folder: Path, content: bytes) -> None:
+    write(folder, "001_a.sql", content)
+
+    migration = discover(folder)["001_a"]
+
+    assert migration.problem == Problem(discovery.EMPTY)
+    assert migration.problem.message.startswith("the file is empty: it would be recorded")
+    assert migration.statements == ()
+
+
+def test_discover__comments_only__is_a_valid_no_op(folder: Path) -> None:
+    write(folder, "001_a.sql", "-- Up Migration\n-- INC-42: fixed by hand\n-- Down Migration\n")
+
+    migration = discover(folder)["001_a"]
+
+    assert (migration.problem, migration.down_problem) == (None, None)
+    assert (migration.statements, migration.down_statements) == ((), ())
+
+
+def test_discover__empty_down_file__is_a_down_problem(folder: Path) -> None:
+    write(folder, "001_a.up.sql", "CREATE TABLE a ();\n")
+    write(folder, "001_a.down.sql", "\n")
+
+    migration = discover(folder)["001_a"]
+
+    assert migration.problem is None
+    assert migration.down_problem == Problem(discovery.EMPTY)
+
+
+def test_discover__nul_byte__is_a_located_problem_and_nothing_is_split(folder: Path) -> None:
+    write(folder, "001_a.sql", "CREATE TABLE a ();\n\x00\nCREATE TABLE b ();\n")
+
+    migration = discover(folder)["001_a"]
+
+    assert migration.problem is not None
+    assert migration.problem.message.startswith("a NUL byte (\\x00): this is binary content")
+    assert (migration.problem.line, migration.problem.column) == (2, 1)
+    assert migration.statements == ()
+
+
+def test_discover__nul_byte_in_the_down_section__refuses_up_and_down(folder: Path) -> None:
+    write(folder, "001_a.sql", "CREATE TABLE a ();\n-- Down Migration\nDROP TABLE a;\x00\n")
+
+    migration = discover(folder)["001_a"]
+
+    assert migration.problem is not None
+    assert migration.problem == migration.down_problem
+    assert (migration.problem.line, migration.problem.column) == (3, 14)
+
+
+def test_discover__broken_down_section__is_a_down_problem_with_its_line(folder: Path) -> None:
+    write(folder, "001_a.sql", "-- Up Migration\nCREATE TABLE a ();\n-- Down Migration\nCOMMIT;\n")
+    write(folder, "002_b.up.sql", "CREATE TABLE b ();\n")
+    write(folder, "002_b.down.sql", "DROPP TABLE b;\n")
+
+    found = discover(folder)
+
+    assert found["001_a"].problem is None
+    assert found["001_a"].down_problem is not None
+    assert found["001_a"].down_problem.message.startswith("COMMIT inside a migration")
+    assert (found["001_a"].down_problem.line, found["001_a"].down_problem.column) == (4, 1)
+    assert found["002_b"].down_problem == Problem('syntax error at or near "DROPP"', 1, 1)
+
+
+# --- names and links --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("002_new\nline.sql", "migrations/002_new\\nline.sql"),
+        ("002_red\x1b[31m.sql", "migrations/002_red\\x1b[31m.sql"),
+        ("002_\u202egnp.js", "migrations/002_\\u202egnp.js"),
+    ],
+    ids=["newline", "terminal-escape", "bidi-override"],
+)
+def test_discover__control_character_in_a_name__raises_with_the_name_escaped(
+    folder: Path, name: str, shown: str
+) -> None:
+    write(folder, "001_a.sql")
+    write(folder, name)
+
+    error = discover_error(folder)
+
+    assert error.file == shown
+    assert error.message.startswith(f"{shown}: the file name contains a control character")
+    assert "\n" not in error.message and "\x1b" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("names", "first", "second"),
+    [
+        (("002_a.sql", "002_A.sql"), "002_A", "002_a"),
+        (("002_Add.up.sql", "002_add.js"), "002_Add", "002_add"),
+    ],
+    ids=["sql", "up-sql-and-js"],
+)
+def test_discover__names_differing_only_in_case__raise_naming_both(
+    folder: Path, names: tuple[str, ...], first: str, second: str
+) -> None:
+    for name in names:
+        write(folder, name)
+
+    error = discover_error(folder)
+
+    assert error.file.startswith(f"migrations/{first}.")
+    assert f"the migrations {first!r} and {second!r} differ only in letter case" in error.message
+    assert "Rename one" in error.hint
+
+
+def test_discover__names_differing_only_in_normalisation__raise(folder: Path) -> None:
+    write(folder, "002_caf\u00e9.sql")  # é as one character (NFC, what Linux editors write)
+    write(folder, "002_cafe\u0301.sql")  # e + combining accent (NFD, what HFS+ wrote)
+
+    error = discover_error(folder)
+
+    assert error.file == "migrations/002_cafe\u0301.sql"
+    assert "differ only in Unicode normalisation" in error.message
+
+
+def test_discover__link_inside_the_folder__is_read_and_shown_as_the_link(folder: Path) -> None:
+    write(folder, "shared/patients.sql", "CREATE TABLE p ();\n")
+    (folder / "001_linked.sql").symlink_to("shared/patients.sql")
+    (folder / "002_dir.sql").symlink_to("shared", target_is_directory=True)
+
+    found = discover(folder)
+
+    assert list(found) == ["001_linked"]
+    assert found["001_linked"].path == "migrations/001_linked.sql"
+    assert found["001_linked"].statements[0].sql == "CREATE TABLE p ()"
+
+
+@pytest.mark.parametrize("relative", [True, False], ids=["relative", "absolute"])
+def test_discover__link_out_of_the_folder__raises_without_reading_the_target(
+    tmp_path: Path, folder: Path, relative: bool
+) -> None:
+    secret = tmp_path / "secret.sql"
+    secret.write_bytes(b"\xff not even UTF-8, never read")
+    (folder / "002_link.sql").symlink_to("../secret.sql" if relative else secret)
+
+    error = discover_error(folder)
+
+    assert error.file == "migrations/002_link.sql"
+    assert "symbolic link to a file outside the migrations folder" in error.message
+    assert "secret" not in error.message
+
+
+def test_discover__dangling_link__raises_instead_of_vanishing(folder: Path) -> None:
+    (folder / "002_gone.sql").symlink_to("/nonexistent/hmig/002.sql")
+
+    error = discover_error(folder)
+
+    assert error.message == (
+        "migrations/002_gone.sql: is a broken symbolic link: what it points to does not exist"
+    )
+
+
+def test_discover__link_loop__raises_naming_the_first_link(folder: Path) -> None:
+    (folder / "002_a.sql").symlink_to("002_b.sql")
+    (folder / "002_b.sql").symlink_to("002_a.sql")
+
+    error = discover_error(folder)
+
+    assert error.file == "migrations/002_a.sql"
+    assert (
+        error.message
+        == "migrations/002_a.sql: is a symbolic link that cannot be followed: it is a loop"
+    )
+
+
 def test_discover__empty_folder__finds_nothing(folder: Path) -> None:
     assert discovery.discover(config(folder), base_dir=folder.parent) == ()
 

@@ -329,6 +329,155 @@ def test_sql_problem__carries_the_problem_as_message() -> None:
     assert str(SqlProblem(problem)) == problem.message == 'syntax error at or near "SELEC"'
 
 
+# --- what hmig refuses to send: psql meta-commands, COPY to or from the client, binary ---------
+
+
+@pytest.mark.parametrize(
+    ("text", "command", "advice", "line", "column"),
+    [
+        ("CREATE TABLE a ();\n\\i other.sql\n", "\\i", "in this migration", 2, 1),
+        ("SELECT 1;\n\\ir ../seed.sql\n", "\\ir", "in this migration", 2, 1),
+        ("SELECT 1;\n\\copy a from 'a.csv' csv\n", "\\copy", "COPY … FROM 'file'", 2, 1),
+        ("\\set ON_ERROR_STOP on\nSELECT 1;\n", "\\set", "psql variables", 1, 1),
+        ("SELECT 1;\n\\connect other\nSELECT 2;\n", "\\connect", "hmig environment", 2, 1),
+        ("SELECT 1 \\gset\n", "\\gset", "as SQL", 1, 10),
+    ],
+    ids=["include", "include-relative", "copy", "set", "connect", "after-a-statement"],
+)
+def test_split__psql_meta_command__is_refused_as_such_with_what_to_do(
+    text: str, command: str, advice: str, line: int, column: int
+) -> None:
+    with pytest.raises(SqlProblem) as caught:
+        split_up(text)
+
+    problem = caught.value.problem
+    assert problem.message.startswith(f"{command} is a psql meta-command: hmig sends SQL")
+    assert advice in problem.message
+    assert (problem.line, problem.column) == (line, column)
+    assert caught.value.refused is True
+
+
+def test_split__backslashes_in_strings_and_comments__are_not_meta_commands() -> None:
+    text = "-- \\i evil.sql\nSELECT '\\i not a command';\n/* \\connect x */ SELECT E'\\\\';\n"
+
+    assert [s.line for s in split_up(text)] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("text", "words", "line"),
+    [
+        ("CREATE TABLE a (id int);\nCOPY a FROM stdin;\n1\n2\n\\.\n", "FROM stdin", 2),
+        (
+            "CREATE TABLE a (id int);\n\n  copy a (id) from STDIN with (format csv);\n",
+            "FROM stdin",
+            3,
+        ),
+        ("COPY a TO stdout;\n", "TO stdout", 1),
+        ("SELECT 1;\nCOPY (SELECT 1) TO STDOUT;\n", "TO stdout", 2),
+    ],
+    ids=["from-stdin-with-rows", "from-stdin-alone", "to-stdout", "query-to-stdout"],
+)
+def test_split__copy_to_or_from_the_client__is_refused_with_its_line(
+    text: str, words: str, line: int
+) -> None:
+    with pytest.raises(SqlProblem) as caught:
+        split_up(text)
+
+    problem = caught.value.problem
+    assert problem.message.startswith(f"COPY … {words}")
+    assert "on the database server" in problem.message
+    assert problem.line == line
+    assert caught.value.refused is True
+
+
+def test_split__copy_with_a_server_file__is_a_statement() -> None:
+    (statement,) = split_up("COPY a FROM '/srv/a.csv' WITH (FORMAT csv);\n")
+
+    assert statement.sql.startswith("COPY a FROM")
+
+
+def test_split__plain_syntax_error__is_not_marked_refused() -> None:
+    with pytest.raises(SqlProblem) as caught:
+        split_up("SELEC 1;\n")
+
+    assert caught.value.refused is False
+
+
+def test_split__many_statements__each_is_located_on_its_own_line() -> None:
+    text = "".join(f"INSERT INTO t VALUES ({i});\n" for i in range(20_000))
+
+    found = split_up(text)
+
+    assert len(found) == 20_000
+    assert [(s.line, s.column) for s in found[::4999]] == [
+        (1, 1),
+        (5000, 1),
+        (9999, 1),
+        (14998, 1),
+        (19997, 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "start", "where"),
+    [
+        ("SELECT 1; COMMIT;", "COMMIT inside a migration", (1, 11)),
+        ("SELECT 1;\nBEGIN", "BEGIN inside a migration", (2, 1)),
+        ("COPY t FROM stdin", "COPY … FROM stdin", (1, 1)),
+        ("\\i other.sql", "\\i is a psql meta-command", (1, 1)),
+    ],
+)
+def test_forbidden_statement__rendered_sql__names_what_hmig_refuses(
+    sql: str, start: str, where: tuple[int, int]
+) -> None:
+    problem = statements.forbidden_statement(sql)
+
+    assert problem is not None
+    assert problem.message.startswith(start)
+    assert (problem.line, problem.column) == where
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["CREATE TABLE t (id int)", "SELEC 1", "DO $$ BEGIN PERFORM 1; END $$", "SAVEPOINT s", ""],
+    ids=["valid", "syntax-error-left-to-the-server", "plpgsql-block", "savepoint", "empty"],
+)
+def test_forbidden_statement__anything_else__is_none(sql: str) -> None:
+    assert statements.forbidden_statement(sql) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "what", "line", "column"),
+    [
+        ("CREATE TABLE a ();\n\x00\nCREATE TABLE b ();\n", "a NUL byte (\\x00)", 2, 1),
+        ("\x00\x00\x00\x01\x02\x03", "a NUL byte (\\x00)", 1, 1),
+        ("SELECT 1;\nSELECT '\x1b[31m';\n", "the control character \\x1b", 2, 9),
+        ("SELECT 1;\x7f", "the control character \\x7f", 1, 10),
+    ],
+    ids=["nul-line", "nul-first", "escape", "delete"],
+)
+def test_binary_problem__first_control_character__is_located(
+    text: str, what: str, line: int, column: int
+) -> None:
+    problem = statements.binary_problem(text)
+
+    assert problem == Problem(
+        f"{what}: this is binary content, not SQL text; save the migration as plain UTF-8 text",
+        line,
+        column,
+    )
+
+
+def test_binary_problem__whitespace_controls_and_unicode__are_text() -> None:
+    assert statements.binary_problem("SELECT\t1;\r\n\x0b\x0c-- é 日本 \u00a0\n") is None
+
+
+def test_visible__control_characters__are_written_as_escapes() -> None:
+    shown = statements.visible("002_new\nline\t\x1b[31m\u202e\x00 café 病院.sql")
+
+    assert shown == "002_new\\nline\\t\\x1b[31m\\u202e\\x00 café 病院.sql"
+
+
 # --- locate -----------------------------------------------------------------------------------
 
 
