@@ -18,12 +18,20 @@ from typing import Protocol
 
 from hmig import faults
 from hmig import statements as statement_text
-from hmig.errors import HmigError, InDoubt, JsMigrationError, Refused, StatementFailed
+from hmig.errors import (
+    HmigError,
+    InDoubt,
+    JsMigrationError,
+    MigrationFileError,
+    Refused,
+    StatementFailed,
+)
 from hmig.model import (
     Failure,
     Kind,
     LockRetry,
     MigrationFile,
+    Problem,
     Ran,
     Rendered,
     Retry,
@@ -98,6 +106,21 @@ def render(
     if renderer is None or query is None:
         raise JsMigrationError("no JavaScript renderer is available", file=migration.path)
     return renderer.render(migration, direction=direction, query=query)
+
+
+def check_rendered(migration: MigrationFile, rendered: Rendered, *, direction: str = "up") -> None:
+    """Refuse (exit 2) SQL a `.js` migration rendered that hmig refuses in a `.sql` file.
+
+    node-pg-migrate sends each step as it is. hmig checks the steps as it checks a `.sql`
+    file's statements (`statements.split`: parse errors, transaction control, ...), before
+    anything runs: a `pgm.sql('COMMIT')` would otherwise commit half a migration, and the
+    history would not say so.
+    """
+    reason = _rendered_problem(migration, rendered, direction=direction)
+    if reason is not None:
+        raise MigrationFileError(
+            reason, file=migration.path, hint="Nothing was run. " + _RENDERED_HINT
+        )
 
 
 def check_resumable(
@@ -464,12 +487,20 @@ class _Runner:
     # -- helpers -----------------------------------------------------------------------------
 
     def _render(self, migration: MigrationFile) -> Rendered:
-        return render(
-            migration,
-            renderer=self.renderer,
-            query=self.session.query,
-            direction=self.options.direction,
+        """Render, then check the SQL as `check_rendered` does; none of it has run yet.
+
+        The read-only preview already checked what it could render; this catches a migration
+        that renders differently now (its `pgm.db` queries see what earlier ones did), as a
+        failure of this migration: the migrations before it in this run are already applied.
+        """
+        direction = self.options.direction
+        rendered = render(
+            migration, renderer=self.renderer, query=self.session.query, direction=direction
         )
+        reason = _rendered_problem(migration, rendered, direction=direction)
+        if reason is not None:
+            raise JsMigrationError(reason, file=migration.path, hint=_RENDERED_HINT)
+        return rendered
 
     def _record_in_transaction(self, migration: MigrationFile, started: float) -> None:
         """The history row, inside the migration's open transaction (a fault point each side)."""
@@ -637,6 +668,47 @@ def _with_retry_note(advice: str, failed: _AttemptFailed) -> str:
 
 def _quote_qualified(name: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+
+_RENDERED_HINT = (
+    "node-pg-migrate would send this SQL as it is; hmig refuses it as it refuses it in a .sql "
+    "file. Change the migration's pgm calls (pgm.noTransaction() rather than BEGIN or COMMIT) "
+    "and run the command again."
+)
+
+
+def _rendered_problem(
+    migration: MigrationFile, rendered: Rendered, *, direction: str
+) -> str | None:
+    """What hmig refuses in the first bad step of a `.js` migration's SQL, or None.
+
+    The same checks a `.sql` file gets when it is read (discovery): control characters, then
+    `statements.split` (parse errors, transaction control, psql meta-commands, COPY from or to
+    the client).
+    """
+    if migration.kind is not Kind.JS:
+        return None  # a `.sql` file's statements were checked when it was read
+    total = len(rendered.statements)
+    for step in rendered.statements:
+        problem = statement_text.binary_problem(step.sql)
+        if problem is None:
+            try:
+                statement_text.split(step.sql, statement_text.Section(step.sql, 0))
+            except statement_text.SqlProblem as exc:
+                problem = exc.problem
+        if problem is not None:
+            return f"{direction}() renders {_step_label(step, problem, total)}: {problem.message}"
+    return None
+
+
+def _step_label(step: Statement, problem: Problem, total: int) -> str:
+    """The line of the step the problem is on, shown safely, and which step it is."""
+    lines = step.sql.splitlines() or [""]
+    line = min(max(problem.line or 1, 1), len(lines))
+    shown = statement_text.visible(lines[line - 1].strip())
+    shown = shown if len(shown) <= 80 else shown[:79] + "…"
+    where = f", line {line}" if len(lines) > 1 else ""
+    return f"`{shown}` (SQL step {step.index + 1} of {total}{where})"
 
 
 def _sql_rendered(statements: tuple[Statement, ...], directive: bool) -> Rendered:

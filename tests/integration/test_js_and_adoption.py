@@ -160,6 +160,54 @@ def test_js__syntax_error__refused_before_anything_runs(project: Project) -> Non
     assert "ok" not in project.database.tables()
 
 
+def test_js__without_up__refused_by_validate_plan_and_apply(project: Project) -> None:
+    # node-pg-migrate imports it and fails only when it gets there, after 001 has run.
+    project.write("001_ok.sql", "CREATE TABLE ok (id int);")
+    project.write("002_down_only.js", "exports.down = (pgm) => pgm.dropTable('ok');\n")
+    for command in ("validate", "plan", "apply"):
+        run = project.hmig(command, "--json")
+        assert run.code == 2, run.text
+        error = run.report()["error"]
+        assert error["message"].startswith(
+            "migrations/002_down_only.js: it exports no `up` function"
+        ), error
+        assert "exports.up = (pgm) =>" in error["hint"]
+    assert project.database is not None
+    assert "ok" not in project.database.tables()
+
+
+def test_js__rendered_commit__checked_again_when_it_renders_at_run_time(project: Project) -> None:
+    # Its pgm.db query writes, so the read-only preview cannot render it: the rendered SQL is
+    # checked when it runs, before any of it is sent, and only this migration fails.
+    project.write("001_ok.sql", "CREATE TABLE ok (id int);")
+    project.write(
+        "002_commits.js",
+        """
+        exports.up = async (pgm) => {
+          await pgm.db.query('CREATE TABLE marker (id int)');
+          pgm.createTable('half', { id: 'id' });
+          pgm.sql('COMMIT');
+        };
+        """,
+    )
+    plan = project.hmig("plan", "--json")
+    assert plan.code == 0, plan.text
+    assert [w["code"] for w in plan.report()["warnings"]] == ["not-rendered"]
+    run = project.hmig("apply", "--json")
+    assert run.code == 1, run.text
+    failure = run.report()["failure"]
+    assert failure["file"] == "migrations/002_commits.js"
+    assert failure["message"].startswith(
+        "up() renders `COMMIT;` (SQL step 2 of 2): COMMIT inside a migration"
+    ), failure
+    assert "rolled back" in failure["advice"]
+    db = project.database
+    assert db is not None
+    assert db.history() == ["001_ok"]
+    # Nothing of 002 stays: neither its pgm.db write nor the table before the COMMIT.
+    assert {"marker", "half"} & db.tables() == set()
+
+
 def _url(conninfo_string: str) -> str:
     """node-postgres wants a URL; a Unix socket directory goes in percent-encoded."""
     params = conninfo.conninfo_to_dict(conninfo_string)

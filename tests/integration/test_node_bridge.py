@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import textwrap
 import time
@@ -16,7 +17,14 @@ import pytest
 
 from hmig._subprocess import run
 from hmig.binaries import check_node_version, find_node
-from hmig.errors import HmigError, JsMigrationError, StatementFailed, ToolMissing
+from hmig.errors import (
+    HmigError,
+    JsMigrationError,
+    MigrationFileError,
+    StatementFailed,
+    ToolMissing,
+)
+from hmig.execution import check_rendered
 from hmig.model import Kind, MigrationFile, QueryResult
 from hmig.node import BRIDGE_DIR, NodeBridge
 
@@ -413,6 +421,120 @@ def test_pgm_db_cannot_be_reversed(cjs: tuple[NodeBridge, list[MigrationFile]]) 
     assert caught.value.reason == "Impossible to automatically infer down migration"
 
 
+# --- what a module exports: node-pg-migrate's Migration._getAction, checked up front -------------
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "the file is empty: it exports no `up` function"),
+        (
+            "exports.down = (pgm) => pgm.sql('SELECT 1');\n",
+            'it exports no `up` function: node-pg-migrate would fail with "Unknown value for '
+            "direction: up. Is the migration 1_m exporting a 'up' function?\"",
+        ),
+        (
+            "exports.up = false;\n",
+            "it exports `up = false`: node-pg-migrate refuses to run it "
+            '("User has disabled up migration on file: 1_m")',
+        ),
+        (
+            "module.exports = { up: 'CREATE TABLE t ()' };\n",
+            "its `up` export is a string, not a function",
+        ),
+    ],
+    ids=["empty", "down-only", "up-false", "up-string"],
+)
+def test_a_module_without_an_up_function_is_refused_as_node_pg_migrate_would(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    path = tmp_path / "1_m.js"
+    path.write_text(text)
+    file = migration(path)
+    with open_bridge() as bridge:
+        bridge.start([file])
+        with pytest.raises(JsMigrationError) as caught:
+            bridge.require_action(file, direction="up")
+        assert caught.value.reason == reason
+        assert "exports.up = (pgm) =>" in caught.value.hint
+        assert "export const up" in caught.value.hint
+        # The check predicts node-pg-migrate's own refusal when the migration would run.
+        with pytest.raises(
+            JsMigrationError,
+            match=r"^1_m\.js: (Unknown value for direction: up|User has disabled up migration)",
+        ):
+            bridge.render(file, direction="up", query=no_queries)
+
+
+def test_esm_module_with_only_down_is_refused_and_its_down_still_runs(tmp_path: Path) -> None:
+    # node-pg-migrate imports a file without `up` and can still revert it: only up is refused.
+    path = tmp_path / "2_only-down.mjs"
+    path.write_text("export const down = (pgm) => { pgm.dropTable('t'); };\n")
+    file = migration(path)
+    with open_bridge() as bridge:
+        bridge.start([file])
+        with pytest.raises(JsMigrationError, match="exports no `up` function"):
+            bridge.require_action(file, direction="up")
+        bridge.require_action(file, direction="down")
+        assert sql_of(bridge, file, "down") == ['DROP TABLE "t";']
+
+
+def test_down_is_checked_as_node_pg_migrate_infers_it(
+    cjs: tuple[NodeBridge, list[MigrationFile]],
+) -> None:
+    bridge, files = cjs
+    inferred = by_name(files, "1700000000002")  # no down: up runs in reverse
+    bridge.require_action(inferred, direction="down")
+    with pytest.raises(JsMigrationError) as caught:
+        bridge.require_action(by_name(files, "1700000000005"), direction="down")
+    assert caught.value.reason.startswith("it exports `down = false`")
+    with pytest.raises(JsMigrationError, match="not loaded"):
+        bridge.require_action(migration(ERRORS / "throws.js"), direction="up")
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("COMMIT", r"up\(\) renders `COMMIT;` \(SQL step 2 of 3\): COMMIT inside a migration"),
+        ("BEGIN", r"`BEGIN;` \(SQL step 2 of 3\): BEGIN inside a migration"),
+        ("CREATE TABLE (", r'`CREATE TABLE \(;` \(SQL step 2 of 3\): syntax error at or near "\("'),
+        ("COPY t FROM stdin", r"`COPY t FROM stdin;` \(SQL step 2 of 3\): COPY … FROM stdin"),
+        ("\\\\i other.sql", r"`\\i other.sql;` \(SQL step 2 of 3\): \\i is a psql meta-command"),
+        ("SELECT 1;\\nROLLBACK", r"`ROLLBACK;` \(SQL step 2 of 3, line 2\): ROLLBACK inside"),
+    ],
+    ids=["commit", "begin", "syntax-error", "copy-stdin", "meta-command", "second-line"],
+)
+def test_rendered_sql_is_checked_as_a_sql_file_is(tmp_path: Path, sql: str, message: str) -> None:
+    path = tmp_path / "3_renders.js"
+    path.write_text(
+        "exports.up = (pgm) => {\n  pgm.createTable('t', { id: 'id' });\n"
+        f"  pgm.sql('{sql}');\n  pgm.sql('SELECT 2');\n}};\n"
+    )
+    file = migration(path)
+    with open_bridge() as bridge:
+        bridge.start([file])
+        rendered = bridge.render(file, direction="up", query=no_queries)
+    with pytest.raises(MigrationFileError) as caught:
+        check_rendered(file, rendered)
+    assert caught.value.file == file.path
+    assert re.search(message, caught.value.message), caught.value.message
+    assert caught.value.hint.startswith("Nothing was run.")
+
+
+def test_rendered_sql_that_a_sql_file_may_hold_passes(
+    cjs: tuple[NodeBridge, list[MigrationFile]],
+) -> None:
+    bridge, files = cjs
+    for name in ("1700000000003", "1700000000004", "1700000000008"):
+        file = by_name(files, name)
+        check_rendered(file, bridge.render(file, direction="up", query=FakeDb()))
+    check_rendered(
+        by_name(files, "1700000000008"),
+        bridge.render(by_name(files, "1700000000008"), direction="down", query=no_queries),
+        direction="down",
+    )
+
+
 # --- module formats -------------------------------------------------------------------------
 
 
@@ -548,6 +670,7 @@ def test_promise_that_never_settles_times_out() -> None:
         assert time.monotonic() - began < 10
         assert "did not settle within 1 s" in caught.value.reason
         assert "run()" in caught.value.hint
+        assert bridge.timed_out
         with pytest.raises(JsMigrationError, match="cannot be used any more"):
             bridge.render(other, direction="up", query=no_queries)
 
@@ -558,6 +681,7 @@ def test_node_crash_reports_exit_code_and_stderr() -> None:
         bridge.start([file])
         with pytest.raises(JsMigrationError) as caught:
             bridge.render(file, direction="up", query=no_queries)
+        assert not bridge.timed_out  # it died: not the same as hanging
     assert "node exited with code 3 while running up()" in caught.value.reason
     assert "about to crash" in caught.value.reason
 

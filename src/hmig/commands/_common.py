@@ -217,7 +217,16 @@ def render_pending(
     `pgm.db` queries may write (refused read-only) or read what an earlier migration creates.
     It is reported (`not-rendered`) and the others still render. Other JavaScript errors are
     raised when `strict` (plan); apply reports them when the migration really runs.
+
+    Refused (exit 2) whatever `strict` says, before anything runs: a migration that exports no
+    `up` function, rendered SQL that a `.sql` file could not hold (`execution.check_rendered`),
+    and a migration Node could not render within the bridge's timeout (Node is stopped then,
+    so nothing after it could render or run either).
     """
+    if bridge is not None:
+        for migration in pending:
+            if migration.kind is Kind.JS:
+                bridge.require_action(migration, direction="up")
     rendered: list[tuple[MigrationFile, Rendered | None]] = []
     notices: list[Notice] = []
     for migration in pending:
@@ -227,8 +236,9 @@ def render_pending(
         try:
             with session.savepoint():
                 one = execution.render(migration, renderer=bridge, query=session.query)
-            rendered.append((migration, one))
         except JsMigrationError as exc:
+            if bridge is not None and bridge.timed_out:
+                raise _refused_up_front(exc) from exc
             cause = exc.__cause__
             if strict and not isinstance(cause, StatementFailed):
                 raise
@@ -242,7 +252,21 @@ def render_pending(
                     file=migration.path,
                 )
             )
+            continue
+        execution.check_rendered(migration, one)
+        rendered.append((migration, one))
     return rendered, notices
+
+
+def _refused_up_front(exc: JsMigrationError) -> JsMigrationError:
+    """A render that timed out while previewing: refused before the first migration runs."""
+    return JsMigrationError(
+        exc.reason,
+        file=exc.file,
+        line=exc.line,
+        hint="hmig renders every pending .js migration before the first one runs, so nothing "
+        f"was run. {exc.hint}".rstrip(),
+    )
 
 
 def _why_not_rendered(exc: JsMigrationError) -> str:

@@ -59,11 +59,15 @@ from hmig.settings import Settings
 def validate(invocation: Invocation, settings: Settings, console: Console) -> Result:
     """Check the manifest and every migration file, without a database."""
     project = load_project(invocation)
-    planning.check_runnable(project.files)
+    planning.check_runnable(project.files, down=True)
     js_files = [f for f in project.files if f.kind is Kind.JS]
     if js_files:
-        with js_bridge(project, settings):
-            pass  # starting the bridge imports every .js file: syntax and load errors surface
+        # Starting the bridge imports every .js file: syntax and load errors surface. Each must
+        # also export `up`: node-pg-migrate imports a file without one and fails only when it
+        # runs it, after the migrations before it have run.
+        with js_bridge(project, settings) as bridge:
+            for migration in js_files:
+                bridge.require_action(migration, direction="up")
     console.line(
         f"✓ {invocation.manifest_path.name} and {len(project.files)} migrations are valid "
         f"({len(project.files) - len(js_files)} SQL, {len(js_files)} JavaScript)."

@@ -328,17 +328,17 @@ def _render_downs(
         for migration in targets:
             if migration.down_problem is not None:
                 problem = migration.down_problem
-                missing.append(f"{migration.path}:{problem.line}: {problem.message}")
+                where = migration.down_path or migration.path
+                line = "" if problem.line is None else f":{problem.line}"
+                missing.append(f"{where}{line}: {problem.message}")
                 continue
             try:
-                rendered.append(
-                    (
-                        migration,
-                        execution.render(
-                            migration, renderer=bridge, query=session.query, direction="down"
-                        ),
-                    )
+                down = execution.render(
+                    migration, renderer=bridge, query=session.query, direction="down"
                 )
+                # The same checks as apply's: bad down SQL is refused before anything runs.
+                execution.check_rendered(migration, down, direction="down")
+                rendered.append((migration, down))
             except NoDown as exc:
                 missing.append(f"{migration.path}: {exc.reason}")
             except JsMigrationError as exc:

@@ -14,7 +14,9 @@ Protocol: one JSON document per line, requests on Node's stdin, replies on its s
 
 - Node → hmig, once at start: `{"type":"ready","node":"20.19.1","nodePgMigrate":"9.0.0"}`.
 - hmig → Node: `{"type":"load","id":N,"file":ABSPATH}`;
-  reply `{"type":"loaded","id":N}` or `{"type":"failed","id":N,"error":ERROR}`.
+  reply `{"type":"loaded","id":N,"up":KIND,"down":KIND}` or
+  `{"type":"failed","id":N,"error":ERROR}`. KIND is what the module exports under that name:
+  `"function"`, `"missing"` (undefined), `"false"`, or another `typeof` (`"string"`, ...).
 - hmig → Node: `{"type":"render","id":N,"file":ABSPATH,"direction":"up"|"down"}`;
   reply `{"type":"rendered","id":N,"steps":[SQL,...],"transactional":BOOL}` or `failed`.
 - While rendering, Node → hmig: `{"type":"query","id":N,"qid":Q,"text":SQL,"values":[...]}`,
@@ -92,12 +94,13 @@ class NodeBridge:
         self._messages: queue.Queue[object] = queue.Queue()
         self._stderr: deque[str] = deque(maxlen=_STDERR_LINES)
         self._threads: list[threading.Thread] = []
-        self._loaded: set[str] = set()
+        self._loaded: dict[str, Mapping[str, str]] = {}
         self._next_id = 0
         self._current_id: int | None = None
         self._current_name: str | None = None
         self._failed_queries: dict[int, StatementFailed] = {}
         self._unusable: str | None = None
+        self._stuck = False
         self.logs: list[BridgeLog] = []
         self.versions: Mapping[str, str] = {}
 
@@ -156,7 +159,39 @@ class NodeBridge:
     ) -> None:
         self.close()
 
+    @property
+    def timed_out(self) -> bool:
+        """Whether a request did not settle within the timeout (Node was stopped for good)."""
+        return self._stuck
+
     # --- rendering ------------------------------------------------------------------------
+
+    def require_action(self, migration: MigrationFile, *, direction: str) -> None:
+        """Refuse (exit 2) a loaded migration that node-pg-migrate could not run `direction`.
+
+        node-pg-migrate imports such a file without complaint and fails only when it runs it
+        (`Migration._getAction`: "Unknown value for direction: up. Is the migration … exporting
+        a 'up' function?"), after the migrations before it have run. A missing `down` is not
+        refused: node-pg-migrate runs the `up` function in reverse instead.
+        """
+        kinds = self._loaded.get(_key(migration))
+        if kinds is None:
+            raise self._not_loaded(migration)
+        # Migration._getAction: a missing down is the up run in reverse.
+        name = "down" if direction == "down" and kinds.get("down") != "missing" else "up"
+        kind = kinds.get(name, "missing")
+        if kind == "function":
+            return
+        reason = _no_action(migration, kind=kind, name=name)
+        if name != direction:
+            reason += f" (without a `{direction}` export, {direction} runs up in reverse)"
+        raise JsMigrationError(
+            reason,
+            file=migration.path,
+            hint=f"node-pg-migrate runs the function a migration exports as `{name}`: "
+            f"`exports.{name} = (pgm) => {{ … }};` (CommonJS) or "
+            f"`export const {name} = (pgm) => {{ … }};` (ES module). Nothing was run.",
+        )
 
     def render(self, migration: MigrationFile, *, direction: str, query: QueryFn) -> Rendered:
         """Run the migration's `up`/`down` as node-pg-migrate's Migration.apply does; its SQL."""
@@ -165,11 +200,7 @@ class NodeBridge:
         self._require_usable(migration)
         key = _key(migration)
         if key not in self._loaded:
-            raise JsMigrationError(
-                "this migration was not loaded by NodeBridge.start()",
-                file=migration.path,
-                hint="Pass every JS migration, in order, to start() so shorthands accumulate.",
-            )
+            raise self._not_loaded(migration)
         request = {"type": "render", "file": key, "direction": direction}
         self._failed_queries = {}
         reply = self._exchange(request, migration=migration, what=f"{direction}()", query=query)
@@ -203,7 +234,14 @@ class NodeBridge:
         )
         if reply["type"] == "failed":
             raise self._js_error(migration, reply.get("error"))
-        self._loaded.add(key)
+        self._loaded[key] = {name: str(reply.get(name, "missing")) for name in ("up", "down")}
+
+    def _not_loaded(self, migration: MigrationFile) -> JsMigrationError:
+        return JsMigrationError(
+            "this migration was not loaded by NodeBridge.start()",
+            file=migration.path,
+            hint="Pass every JS migration, in order, to start() so shorthands accumulate.",
+        )
 
     def _start_readers(self, process: Process) -> None:
         assert process.stdout is not None and process.stderr is not None
@@ -359,10 +397,11 @@ class NodeBridge:
     def _timed_out(self, migration: MigrationFile | None, what: str) -> HmigError:
         subject = "the Node bridge" if migration is None else f"{what} of {migration.name}"
         message = f"{subject} did not settle within {self._timeout_s:g} s"
+        self._stuck = True
         self._abandon(message)
         hint = (
-            "Look for a promise that never resolves, or a callback-style migration "
-            "`(pgm, run)` that never calls run()."
+            "Look for an endless loop, a promise that never resolves, or a callback-style "
+            "migration `(pgm, run)` that never calls run()."
         )
         if migration is None:
             return ToolMissing(message, hint="Check that Node.js starts on this machine.")
@@ -393,6 +432,30 @@ class NodeBridge:
 def _key(migration: MigrationFile) -> str:
     """How Node names the file: the absolute path it imports and reports in stack traces."""
     return str(Path(migration.abspath).absolute())
+
+
+def _no_action(migration: MigrationFile, *, kind: str, name: str) -> str:
+    """Why node-pg-migrate would refuse to run this export, in its own words where it has any."""
+    if kind == "false":
+        return (
+            f"it exports `{name} = false`: node-pg-migrate refuses to run it "
+            f'("User has disabled {name} migration on file: {migration.name}")'
+        )
+    if kind != "missing":
+        return f"its `{name}` export is a {kind}, not a function"
+    if _blank(migration):
+        return f"the file is empty: it exports no `{name}` function"
+    return (
+        f'it exports no `{name}` function: node-pg-migrate would fail with "Unknown value for '
+        f"direction: {name}. Is the migration {migration.name} exporting a '{name}' function?\""
+    )
+
+
+def _blank(migration: MigrationFile) -> bool:
+    try:
+        return not Path(migration.abspath).read_bytes().strip()
+    except OSError:
+        return False
 
 
 def _gerund(what: str) -> str:

@@ -66,6 +66,19 @@ async function load(file) {
   accumulatedShorthands = { ...accumulatedShorthands, ...actions.shorthands };
   // Each migration gets a snapshot of what was accumulated up to and including itself.
   loaded.set(file, { actions, shorthands: { ...accumulatedShorthands } });
+  return { up: exportKind(actions.up), down: exportKind(actions.down) };
+}
+
+/**
+ * What a module exports as `up` or `down`, as Migration._getAction tells them apart: undefined
+ * (a missing down is the up reversed; a missing up fails), `false` (disabled), or a function.
+ * Read through the module object itself: jiti's CommonJS interop does not list every export
+ * in Object.keys.
+ */
+function exportKind(value) {
+  if (value === undefined) return 'missing';
+  if (value === false) return 'false';
+  return typeof value;
 }
 
 // --- pgm.db proxied to hmig -----------------------------------------------------------------
@@ -298,8 +311,8 @@ async function handle(request) {
   current = { id, abort };
   try {
     if (request.type === 'load') {
-      await Promise.race([load(file), aborted]);
-      send({ type: 'loaded', id });
+      const exported = await Promise.race([load(file), aborted]);
+      send({ type: 'loaded', id, ...exported });
     } else {
       const result = await Promise.race([render(id, file, request.direction), aborted]);
       send({ type: 'rendered', id, ...result });
