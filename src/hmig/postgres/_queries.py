@@ -12,7 +12,8 @@ from psycopg import sql
 
 
 @cache
-def _text(name: str) -> str:
+def text(name: str) -> str:
+    """The text of `sql/<name>.sql`, for queries composed of more than one file."""
     return resources.files("hmig.postgres").joinpath("sql", f"{name}.sql").read_text("utf-8")
 
 
@@ -20,5 +21,5 @@ def _text(name: str) -> str:
 def query(name: str, *, schema: str = "public", table: str = "pgmigrations") -> sql.Composed:
     """The named query with `{schema}` and `{table}` bound as quoted identifiers."""
     # The files ship inside the package: they are literals, only stored beside the code.
-    template = sql.SQL(_text(name))
+    template = sql.SQL(text(name))
     return template.format(schema=sql.Identifier(schema), table=sql.Identifier(table))

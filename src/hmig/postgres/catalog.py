@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import cache
 
 from psycopg import sql
 
-from hmig.postgres._queries import query
+from hmig.postgres._queries import query, text
 from hmig.postgres.connection import PgSession
 from hmig.snapshot import CatalogRows, SchemaSnapshot, Scope, build
 
@@ -57,14 +58,24 @@ def read(session: PgSession, *, schemas: Sequence[str]) -> tuple[CatalogRows, st
         role = str(session.fetch(sql.SQL("SELECT current_user"))[0][0])
         found = {
             name: tuple(
-                row[0]
-                for row in session.fetch(query(f"catalog_{name}"), {"schemas": list(schemas)})
+                row[0] for row in session.fetch(_catalog_query(name), {"schemas": list(schemas)})
             )
             for name in _QUERIES
         }
     finally:
         session.rollback()
     return CatalogRows(**found), role
+
+
+@cache
+def _catalog_query(name: str) -> sql.Composed:
+    """`catalog_<name>.sql` with its `{grants}` filled in.
+
+    One expression (`catalog_grants.sql`) lists the grants of every kind of object, over the
+    `acl_of.acl` and `acl_of.owner` each query supplies.
+    """
+    grants = sql.SQL(text("catalog_grants").strip())
+    return sql.SQL(text(f"catalog_{name}")).format(grants=grants)
 
 
 def server_major(session: PgSession) -> int:

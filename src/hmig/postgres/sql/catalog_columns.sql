@@ -35,18 +35,13 @@ SELECT pg_catalog.to_jsonb(r) FROM (
               AND dep.refobjid = c.oid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i'
         ) AS identity_options,
         pg_catalog.col_description(c.oid, a.attnum) AS comment,
-        ARRAY(
-            SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC'
-                        ELSE pg_catalog.pg_get_userbyid(x.grantee) END
-                || ' ' || x.privilege_type
-                || CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
-            FROM pg_catalog.aclexplode(a.attacl) AS x
-            WHERE x.grantee <> c.relowner
-            ORDER BY 1
-        ) AS grants
+        {grants} AS grants
     FROM pg_catalog.pg_attribute AS a
     JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid
     JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL (
+        SELECT a.attacl AS acl, c.relowner AS owner
+    ) AS acl_of
     JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
     LEFT JOIN pg_catalog.pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE n.nspname = ANY (%(schemas)s::text[])

@@ -25,19 +25,12 @@ SELECT pg_catalog.to_jsonb(r) FROM (
             AS sql_body,
         pg_catalog.obj_description(p.oid, 'pg_proc') AS comment,
         pg_catalog.pg_get_userbyid(p.proowner) AS owner,
-        ARRAY(
-            SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
-                        ELSE pg_catalog.pg_get_userbyid(a.grantee) END
-                || ' ' || a.privilege_type
-                || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
-            FROM pg_catalog.aclexplode(
-                coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))
-            ) AS a
-            WHERE a.grantee <> p.proowner
-            ORDER BY 1
-        ) AS grants
+        {grants} AS grants
     FROM pg_catalog.pg_proc AS p
     JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+    CROSS JOIN LATERAL (
+        SELECT coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner)) AS acl, p.proowner AS owner
+    ) AS acl_of
     JOIN pg_catalog.pg_language AS l ON l.oid = p.prolang
     WHERE n.nspname = ANY (%(schemas)s::text[])
       AND p.prokind IN ('f', 'p', 'w')

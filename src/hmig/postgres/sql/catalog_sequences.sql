@@ -25,19 +25,12 @@ SELECT pg_catalog.to_jsonb(r) FROM (
         ) AS owned_by,
         pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
         pg_catalog.pg_get_userbyid(c.relowner) AS owner,
-        ARRAY(
-            SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
-                        ELSE pg_catalog.pg_get_userbyid(a.grantee) END
-                || ' ' || a.privilege_type
-                || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
-            FROM pg_catalog.aclexplode(
-                coalesce(c.relacl, pg_catalog.acldefault('s', c.relowner))
-            ) AS a
-            WHERE a.grantee <> c.relowner
-            ORDER BY 1
-        ) AS grants
+        {grants} AS grants
     FROM pg_catalog.pg_class AS c
     JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL (
+        SELECT coalesce(c.relacl, pg_catalog.acldefault('s', c.relowner)) AS acl, c.relowner AS owner
+    ) AS acl_of
     JOIN pg_catalog.pg_sequence AS s ON s.seqrelid = c.oid
     WHERE n.nspname = ANY (%(schemas)s::text[])
       AND c.relkind = 'S'

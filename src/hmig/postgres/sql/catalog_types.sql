@@ -41,19 +41,12 @@ SELECT pg_catalog.to_jsonb(r) FROM (
         ) AS subtype,
         pg_catalog.obj_description(t.oid, 'pg_type') AS comment,
         pg_catalog.pg_get_userbyid(t.typowner) AS owner,
-        ARRAY(
-            SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
-                        ELSE pg_catalog.pg_get_userbyid(a.grantee) END
-                || ' ' || a.privilege_type
-                || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
-            FROM pg_catalog.aclexplode(
-                coalesce(t.typacl, pg_catalog.acldefault('T', t.typowner))
-            ) AS a
-            WHERE a.grantee <> t.typowner
-            ORDER BY 1
-        ) AS grants
+        {grants} AS grants
     FROM pg_catalog.pg_type AS t
     JOIN pg_catalog.pg_namespace AS n ON n.oid = t.typnamespace
+    CROSS JOIN LATERAL (
+        SELECT coalesce(t.typacl, pg_catalog.acldefault('T', t.typowner)) AS acl, t.typowner AS owner
+    ) AS acl_of
     LEFT JOIN pg_catalog.pg_type AS bt ON bt.oid = t.typbasetype
     WHERE n.nspname = ANY (%(schemas)s::text[])
       AND (
