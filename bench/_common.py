@@ -8,9 +8,11 @@ copy of it. Benchmarks only: nothing here is part of hmig, and nothing here judg
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import importlib.util
 import os
+import re
 import resource
 import shutil
 import signal
@@ -42,6 +44,7 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 # bench/package.json and package-lock.json: the other tools hmig is timed against.
 NPM_PREFIX = REPO / "bench"
 NODE_MODULES = NPM_PREFIX / "node_modules"
+_NODE_MODULES = re.compile(r"/node_modules/")  # not byte-compiled: Node's, linked
 NPM_BIN = NODE_MODULES / "node-pg-migrate/bin/node-pg-migrate.js"
 
 
@@ -177,7 +180,9 @@ def freeze_hmig(dest: Path) -> Path:
     """Copy the hmig package this Python imports to `dest` (edits to src/ cannot reach the run).
 
     The Node bridge's node_modules is linked, not copied: it is installed from its lock file,
-    not edited, and `.js` migrations need it.
+    not edited, and `.js` migrations need it. The copy is byte-compiled, as `pip install`
+    compiles the wheel in the Docker image: without it every timed run would compile hmig's
+    source again (PYTHONDONTWRITEBYTECODE, set on this machine, stops Python caching it).
     """
     spec = importlib.util.find_spec("hmig")
     if spec is None or not spec.submodule_search_locations:
@@ -189,6 +194,8 @@ def freeze_hmig(dest: Path) -> Path:
     modules = source / "node/bridge/node_modules"
     if modules.is_dir():
         (dest / "hmig/node/bridge/node_modules").symlink_to(modules, target_is_directory=True)
+    if not compileall.compile_dir(dest / "hmig", quiet=1, rx=_NODE_MODULES):
+        raise SystemExit(f"--freeze: cannot byte-compile the copy in {dest}")
     return dest
 
 
