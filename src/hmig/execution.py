@@ -267,8 +267,8 @@ class _Runner:
                 return rendered
             for statement in rendered.statements:
                 self.session.execute(statement.sql)
-            self._record_in_transaction(migration, started)
-            self.session.commit()
+            statement = None  # a failure now is the COMMIT's (a deferred constraint): no line
+            self._record_and_commit(migration, started)
         except (StatementFailed, JsMigrationError) as exc:
             raise _AttemptFailed(exc, statement) from exc
         return rendered
@@ -326,17 +326,7 @@ class _Runner:
                 assert failed.migration is not None
                 if self._pause_before_retry(failed.migration, failed, started):
                     continue
-                advice = _with_retry_note(
-                    "The server ended hmig's session during the batch. It commits together with "
-                    f"its history rows, so all {len(pending)} migrations are applied or none, "
-                    "and the history says which: when the server accepts connections again, "
-                    "run hmig apply again."
-                    if _session_ended(failed.exc)
-                    else f"The whole batch was rolled back: none of the {len(pending)} "
-                    f"migrations was applied. Fix {failed.migration.path} and run hmig apply "
-                    "again.",
-                    failed,
-                )
+                advice = _with_retry_note(self._advice_all(failed, len(pending)), failed)
                 failure = self._failure(failed.migration, failed.exc, failed.statement, advice)
                 return RunReport(ran=(), failure=failure)
             for migration, rendered, duration_ms in applied:
@@ -348,6 +338,7 @@ class _Runner:
     ) -> list[tuple[MigrationFile, Rendered, float]]:
         """One try at the whole batch in one transaction."""
         applied: list[tuple[MigrationFile, Rendered, float]] = []
+        failed_at_commit = False
         self._begin()
         current: MigrationFile | None = None
         statement: Statement | None = None
@@ -362,16 +353,39 @@ class _Runner:
                 # Its own duration, not the batch's: the commit comes after all of them.
                 applied.append((current, rendered, self._elapsed(started)))
                 statement = None
+            failed_at_commit = True
             # One transaction: the history rows go in together, before the one commit.
             faults.reached("before-history-row")
-            self.history.record_applied_batch(
-                applied=[(m, ms) for m, _, ms in applied], context=self.options.context
-            )
-            faults.reached("after-history-row")
-            self.session.commit()
+            with self.session.together():
+                self.history.record_applied_batch(
+                    applied=[(m, ms) for m, _, ms in applied], context=self.options.context
+                )
+                faults.reached("after-history-row")
+                self.session.commit()
         except (StatementFailed, JsMigrationError, Refused) as exc:
-            raise _AttemptFailed(exc, statement, current) from exc
+            raise _AttemptFailed(exc, statement, current, at_commit=failed_at_commit) from exc
         return applied
+
+    def _advice_all(self, failed: _AttemptFailed, count: int) -> str:
+        assert failed.migration is not None
+        if _session_ended(failed.exc):
+            return (
+                "The server ended hmig's session during the batch. It commits together with "
+                f"its history rows, so all {count} migrations are applied or none, and the "
+                "history says which: when the server accepts connections again, run hmig "
+                "apply again."
+            )
+        rolled_back = (
+            f"The whole batch was rolled back: none of the {count} migrations was applied."
+        )
+        if failed.at_commit:
+            return (
+                f"Every statement of the batch ran; its COMMIT failed. {rolled_back} A check "
+                "deferred to COMMIT (a DEFERRABLE constraint or a constraint trigger) failed, "
+                "and any migration of the batch may have broken it, not only the last one "
+                "named here: find it from the server's message, fix it and run hmig apply again."
+            )
+        return f"{rolled_back} Fix {failed.migration.path} and run hmig apply again."
 
     # -- outside a transaction ---------------------------------------------------------------
 
@@ -412,9 +426,10 @@ class _Runner:
             faults.reached("between-statements")
         self.session.set_session_timeouts(lock_timeout_ms=0, statement_timeout_ms=0)
         self.session.begin()
-        self._record_in_transaction(migration, started)
-        self.history.clear_progress(migration=self._progress_key(migration))
-        self.session.commit()
+        with self.session.together():
+            self._record_in_transaction(migration, started)
+            self.history.clear_progress(migration=self._progress_key(migration))
+            self.session.commit()
         self._record_ran(migration, rendered, duration_ms=self._elapsed(started))
         return None
 
@@ -501,6 +516,12 @@ class _Runner:
         if reason is not None:
             raise JsMigrationError(reason, file=migration.path, hint=_RENDERED_HINT)
         return rendered
+
+    def _record_and_commit(self, migration: MigrationFile, started: float) -> None:
+        """The history row and the COMMIT, sent together: one round trip, not two."""
+        with self.session.together():
+            self._record_in_transaction(migration, started)
+            self.session.commit()
 
     def _record_in_transaction(self, migration: MigrationFile, started: float) -> None:
         """The history row, inside the migration's open transaction (a fault point each side)."""
@@ -640,11 +661,14 @@ class _AttemptFailed(Exception):
         exc: HmigError,
         statement: Statement | None,
         migration: MigrationFile | None = None,
+        *,
+        at_commit: bool = False,
     ) -> None:
         super().__init__(str(exc))
         self.exc = exc
         self.statement = statement
         self.migration = migration
+        self.at_commit = at_commit  # every statement ran; the history rows or COMMIT failed
         self.exhausted: str | None = None
 
 

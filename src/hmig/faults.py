@@ -24,7 +24,7 @@ POINTS = (
     "before-lock",  # connected and checked the target; the migration lock not yet requested
     "during-backup",  # pg_dump wrote the archive; not yet verified, no migration has run
     "before-history-row",  # a migration's statements ran in its transaction; no history row yet
-    "after-history-row",  # the history row is written in the same transaction; not committed
+    "after-history-row",  # the history row is queued to go out with the COMMIT; not committed
     "after-commit",  # a migration and its history row committed; the next not yet begun
     "before-statement",  # outside a transaction: progress says `started`; statement not sent
     "after-statement",  # outside a transaction: the statement ran; progress still `started`

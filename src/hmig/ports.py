@@ -7,6 +7,7 @@ here may import an adapter.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from hmig.model import MigrationFile, QueryResult, Rendered, RunContext
@@ -31,6 +32,9 @@ class Session(Protocol):
 
     def rollback(self) -> None:
         """Roll back the open transaction, if any."""
+
+    def together(self) -> AbstractContextManager[None]:
+        """Send the statements run inside at once, when the block ends; their results unread."""
 
     def set_session_timeouts(self, *, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
         """Apply the timeouts to the session, for statements run outside a transaction."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jsonschema
+import pytest
 
 from hmig.reporting import report_schema
 from tests.conftest import Project
@@ -134,6 +135,56 @@ def test_apply__syntax_error_position__points_at_line_and_column(project: Projec
     failure = run.report()["failure"]
     assert (failure["line"], failure["column"]) == (2, 15)
     assert failure["sqlstate"] == "42P01"
+
+
+def test_apply__first_statement_error__position_counts_from_the_file(project: Project) -> None:
+    # The first statement travels behind the transaction's BEGIN in one query string; the
+    # server's position counts that prefix, and the reported one must not.
+    project.write("001_bad.sql", "-- patients' données\n  SELECT * FROM nowhere_table;\n")
+    run = project.hmig("apply", "--json")
+    assert run.code == 1
+    failure = run.report()["failure"]
+    assert (failure["line"], failure["column"]) == (2, 17)
+    assert failure["sqlstate"] == "42P01"
+
+
+@pytest.mark.parametrize("transaction", ["per-migration", "all"])
+def test_apply__failure_at_commit__rolls_back_with_its_history_row(
+    project: Project, transaction: str
+) -> None:
+    # A deferred constraint is checked by COMMIT, which goes out together with the history
+    # rows: the migration, its rows and the audit entry are rolled back as one.
+    project.manifest(transaction=transaction)
+    project.write(
+        "001_tables.sql",
+        "CREATE TABLE ward (id int PRIMARY KEY);\n"
+        "CREATE TABLE bed (ward_id int REFERENCES ward DEFERRABLE INITIALLY DEFERRED);\n",
+    )
+    project.write("002_orphan.sql", "INSERT INTO bed VALUES (42);\n")
+    project.write("003_never.sql", "CREATE TABLE never (id int);\n")
+    if transaction == "all":
+        assert project.hmig("apply", "--target", "001_tables").code == 0
+    run = project.hmig("apply", "--json")
+    assert run.code == 1, run.text
+    failure = run.report()["failure"]
+    assert failure["sqlstate"] == "23503"
+    assert failure["line"] is None  # no statement failed: the COMMIT did
+    if transaction == "all":
+        # Which migration broke a deferred check cannot be known: the advice says so.
+        assert failure["migration"] == "003_never"
+        assert "any migration of the batch may have broken it" in failure["advice"]
+        assert "none of the 2 migrations was applied" in failure["advice"]
+    else:
+        assert failure["migration"] == "002_orphan"
+    assert "Traceback" not in run.err
+    db = project.database
+    assert db is not None
+    assert db.history() == ["001_tables"]
+    assert db.scalar("SELECT count(*) FROM bed") == 0
+    assert db.scalar("SELECT count(*) FROM hmig_history WHERE name = '002_orphan'") == 0
+    assert db.scalar("SELECT count(*) FROM hmig_audit WHERE name = '002_orphan'") == 0
+    assert "never" not in db.tables()
+    assert project.hmig("status").code == 0  # the session and lock were left clean
 
 
 def test_apply__non_transactional_sql__runs_outside_transaction(project: Project) -> None:

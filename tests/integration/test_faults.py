@@ -646,13 +646,18 @@ def test_sigkill_at_random_times__rerun_converges(
 
 
 def _backend(db: Database, query_like: str, *, waiting: bool = False) -> int:
-    """The pid of hmig's backend once it runs a query LIKE `query_like` (waiting on a lock)."""
+    """The pid of hmig's backend once it runs a query LIKE `query_like` (waiting on a lock).
+
+    A transaction's first statement goes out behind its `BEGIN; SET LOCAL …; `.
+    """
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         pid = db.scalar(
             "SELECT pid FROM pg_stat_activity WHERE application_name = 'hmig' "
-            "AND datname = current_database() AND state = 'active' AND query LIKE %s "
+            "AND datname = current_database() AND state = 'active' "
+            "AND (query LIKE %s OR query LIKE '%%; ' || %s) "
             "AND (NOT %s OR wait_event_type = 'Lock')",
+            query_like,
             query_like,
             waiting,
         )

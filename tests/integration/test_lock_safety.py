@@ -77,13 +77,16 @@ def _hot_table(db: Database) -> None:
 
 
 def _wait_for_migration(db: Database) -> None:
-    """Until hmig's backend has sent the migration's statement (it then queues or retries)."""
+    """Until hmig's backend has sent the migration's statement (it then queues or retries).
+
+    A transaction's first statement goes out behind its `BEGIN; SET LOCAL …; `.
+    """
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         started = db.scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hmig' "
             "AND datname = current_database() "
-            "AND (query ILIKE 'ALTER TABLE hot%%' OR query ILIKE 'CREATE INDEX%%')"
+            "AND query ~* '(^|; )(ALTER TABLE hot|CREATE INDEX)'"
         )
         if started:
             return

@@ -61,6 +61,9 @@ class PgSession:
         # Kept for the tools that need their own connection (pg_dump); holds the password, so
         # it is never printed or put in a report.
         self.conninfo = conninfo
+        # A BEGIN (with its SET LOCALs) not sent yet: it travels with the transaction's first
+        # statement, one round trip fewer per migration (docs/benchmarks.md, "Apply").
+        self._opening: str | None = None
 
     # -- Session port ------------------------------------------------------------------------
 
@@ -71,7 +74,7 @@ class PgSession:
         lock_timeout_ms: int | None = None,
         statement_timeout_ms: int | None = None,
     ) -> None:
-        """Open a transaction, with its timeouts, in one round trip.
+        """Open a transaction, with its timeouts; it is sent with the first statement.
 
         Read-only transactions make plan/status unable to write anything. The timeouts are
         `SET LOCAL`: they end with the transaction.
@@ -85,15 +88,18 @@ class PgSession:
                 parts.append(
                     sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value))
                 )
-        # No parameters: the simple query protocol takes the three statements at once.
-        self._run(sql.SQL("; ").join(parts))
+        self._opening = sql.SQL("; ").join(parts).as_string(self._conn)
 
     def commit(self) -> None:
-        """Commit the open transaction."""
+        """Commit the open transaction (nothing to send when it never ran a statement)."""
+        if self._opening is not None:
+            self._opening = None
+            return
         self._run(sql.SQL("COMMIT"))
 
     def rollback(self) -> None:
         """Roll back the open transaction; nothing is sent when none is open."""
+        self._opening = None
         if not self.usable() or self._conn.info.transaction_status == TransactionStatus.IDLE:
             return
         self._conn.execute("ROLLBACK")
@@ -107,11 +113,17 @@ class PgSession:
             self._run(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
 
     def execute(self, sql_text: str) -> None:
-        """Run migration SQL as written (simple query protocol, so `$$` bodies pass intact)."""
+        """Run migration SQL as written (simple query protocol, so `$$` bodies pass intact).
+
+        A BEGIN still to send goes first in the same query string; the server's error position
+        is then counted past it, back to a position in `sql_text`.
+        """
+        prefix = f"{self._opening}; " if self._opening is not None else ""
+        self._opening = None
         try:
-            self._conn.execute(sql_text.encode("utf-8"), prepare=False)
+            self._conn.execute((prefix + sql_text).encode("utf-8"), prepare=False)
         except psycopg.Error as exc:
-            raise statement_failed(exc) from exc
+            raise statement_failed(exc, skip=len(prefix)) from exc
 
     def query(self, sql_text: str, params: Sequence[object]) -> list[QueryResult]:
         """A `.js` migration's `pgm.db.query`, answered as node-postgres receives the answer.
@@ -127,6 +139,7 @@ class PgSession:
         transactions or savepoints itself runs bare: releasing hmig's savepoint after it would
         release the migration's own savepoints too.
         """
+        self._open()
         conn = self._conn
         guarded = conn.info.transaction_status == TransactionStatus.INTRANS and not re.search(
             r"(?:^|;)(?:\s|--[^\n]*|/\*.*?\*/)*"
@@ -207,6 +220,7 @@ class PgSession:
 
     def fetch(self, query: _Query, params: Mapping[str, object] | None = None) -> list[Any]:
         """Rows of an adapter query, as tuples."""
+        self._open()
         try:
             rows: list[Any] = self._conn.execute(query, params).fetchall()
             return rows
@@ -221,6 +235,20 @@ class PgSession:
         """`15.19`, `18.6`: shown beside the target."""
         version = self._conn.info.server_version
         return f"{version // 10000}.{version % 10000}"
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Send what runs inside in one round trip, when the block ends (psycopg's pipeline).
+
+        For statements whose results are not read: the history rows and the COMMIT after them.
+        The first error skips the rest and is raised when the block ends.
+        """
+        self._open()  # BEGIN with its SET LOCALs is several statements: one message alone
+        try:
+            with self._conn.pipeline():
+                yield
+        except psycopg.Error as exc:
+            raise statement_failed(exc) from exc
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -246,7 +274,21 @@ class PgSession:
         """Close the connection; the server releases session locks with it."""
         self._conn.close()
 
+    def _open(self) -> None:
+        """Send a BEGIN still waiting for its first statement: the next one needs it alone.
+
+        Statements with parameters use the extended protocol, which takes one statement per
+        message, so the BEGIN cannot travel with them.
+        """
+        if self._opening is not None:
+            opening, self._opening = self._opening, None
+            self._send(sql.SQL(opening))
+
     def _run(self, query: _Query, params: Mapping[str, object] | None = None) -> None:
+        self._open()
+        self._send(query, params)
+
+    def _send(self, query: _Query, params: Mapping[str, object] | None = None) -> None:
         try:
             self._conn.execute(query, params)
         except psycopg.Error as exc:
@@ -379,10 +421,15 @@ def _holder(session: PgSession) -> str:
     return f": pid {pid}, application_name {app!r}, user {user}{where}, state {state}{since}"
 
 
-def statement_failed(exc: psycopg.Error) -> StatementFailed:
-    """A psycopg error as hmig's `StatementFailed`, keeping what the server said."""
+def statement_failed(exc: psycopg.Error, *, skip: int = 0) -> StatementFailed:
+    """A psycopg error as hmig's `StatementFailed`, keeping what the server said.
+
+    `skip`: characters sent before the statement in the same query string (a BEGIN), which
+    the server's position counts and the statement's own does not.
+    """
     diag = exc.diag
-    position = diag.statement_position
+    raw = diag.statement_position
+    position = int(raw) - skip if raw and raw.isdigit() else 0
     sqlstate = exc.sqlstate
     if sqlstate is None and isinstance(exc, psycopg.OperationalError):
         # libpq lost the connection without a word from the server (a crash, an immediate
@@ -394,5 +441,5 @@ def statement_failed(exc: psycopg.Error) -> StatementFailed:
         sqlstate=sqlstate,
         detail=diag.message_detail,
         server_hint=diag.message_hint,
-        position=int(position) if position and position.isdigit() else None,
+        position=position if position > 0 else None,
     )

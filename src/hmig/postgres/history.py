@@ -117,8 +117,8 @@ class HistoryTables:
     def record_applied(
         self, *, migration: MigrationFile, duration_ms: float, context: RunContext
     ) -> None:
-        """The `pgmigrations` row, hmig's record and the audit entry, in one round trip."""
-        self._session.fetch(
+        """The `pgmigrations` row, hmig's record and the audit entry, in one statement."""
+        self._session.run(
             self._q("record_applied"),
             {
                 "name": migration.name,
@@ -135,8 +135,8 @@ class HistoryTables:
     def record_applied_batch(
         self, *, applied: Sequence[tuple[MigrationFile, float]], context: RunContext
     ) -> None:
-        """`transaction: all`: every row of the batch in one round trip, in order."""
-        self._session.fetch(
+        """`transaction: all`: every row of the batch in one statement, in order."""
+        self._session.run(
             self._q("record_applied_batch"),
             {
                 "names": [m.name for m, _ in applied],
