@@ -380,7 +380,8 @@ class _Runner:
         )
         if failed.at_commit:
             return (
-                f"Every statement of the batch ran; its COMMIT failed. {rolled_back} A check "
+                "Every statement of the batch ran; writing its history rows or its COMMIT "
+                f"failed. {rolled_back} When the message is about a constraint, a check "
                 "deferred to COMMIT (a DEFERRABLE constraint or a constraint trigger) failed, "
                 "and any migration of the batch may have broken it, not only the last one "
                 "named here: find it from the server's message, fix it and run hmig apply again."
@@ -603,15 +604,15 @@ class _Runner:
 
     def _advice_each(self, exc: HmigError) -> str:
         kept = len(self.ran)
-        earlier = f"the {kept} migration(s) before it in this run stay applied. " if kept else ""
+        earlier = f"The {kept} migration(s) before it in this run stay applied. " if kept else ""
         if _session_ended(exc):
             return (
                 "The server ended hmig's session while this migration ran. It commits together "
                 "with its history row, so it is applied entirely or not at all, and the history "
-                f"says which; {earlier}Nothing points at the migration itself: when the server "
+                f"says which. {earlier}Nothing points at the migration itself: when the server "
                 "accepts connections again, run hmig apply again."
             )
-        return f"This migration was rolled back; {earlier}Fix it and run hmig apply again."
+        return f"This migration was rolled back. {earlier}Fix it and run hmig apply again."
 
     def _failure(
         self,

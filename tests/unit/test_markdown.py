@@ -259,7 +259,7 @@ def test_apply__failure_says_file_line_and_column_and_what_happens_next() -> Non
         "`backend/migrations/1800000000000_add-ward-to-encounters.sql:7:8`" in body
     )
     assert '- **Error:** column "wrad" does not exist (SQLSTATE `42703`)' in body
-    assert "- **Next:** This migration was rolled back; the 1 migration(s) before it" in body
+    assert "- **Next:** This migration was rolled back. The 1 migration(s) before it" in body
     assert "**Still pending (1):** `1800000000000_add-ward-to-encounters`" in body
     tree = assert_contained(body, details=0)
     assert tree.pre == ["UPDATE encounters\n   SET ward = 'general'\n WHERE wrad IS NULL\n"]

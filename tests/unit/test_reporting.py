@@ -67,7 +67,7 @@ FAILURE = Failure(
     statements_done=None,
     statements_total=None,
     rolled_back=True,
-    advice="This migration was rolled back; Fix it and run hmig apply again.",
+    advice="This migration was rolled back. Fix it and run hmig apply again.",
 )
 
 
@@ -181,7 +181,7 @@ def test_build_report__apply_with_ran_and_failure__validates() -> None:
         "statement": "SELECT nme\nFROM users",
         "statements_done": None,
         "statements_total": None,
-        "advice": "This migration was rolled back; Fix it and run hmig apply again.",
+        "advice": "This migration was rolled back. Fix it and run hmig apply again.",
     }
 
 
@@ -389,7 +389,7 @@ def test_failure_lines__full_failure__has_location_sqlstate_detail_hint_statemen
         "    statement:",
         "      SELECT nme",
         "      FROM users",
-        "This migration was rolled back; Fix it and run hmig apply again.",
+        "This migration was rolled back. Fix it and run hmig apply again.",
     ]
 
 

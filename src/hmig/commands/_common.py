@@ -99,6 +99,12 @@ class Project:
     environment: Environment
     files: tuple[MigrationFile, ...]
 
+    def plan(self, history: History, *, target: str | None = None) -> Plan:
+        """The files against `history`, reading rows of renamed files as the manifest says."""
+        return planning.plan(
+            self.files, history, target=target, renamed=self.manifest.migrations.renamed
+        )
+
 
 def load_project(invocation: Invocation) -> Project:
     """Read the manifest and the migrations folder (no database)."""

@@ -50,7 +50,6 @@ def drift(invocation: Invocation, settings: Settings, console: Console) -> Resul
     """
     project = load_project(invocation)
     checks = requested(invocation.drift_check, project.environment.drift)
-    renamed = project.manifest.migrations.renamed
     with connect(project, settings, console, invocation) as session:
         tables = history_tables(project, session)
         with postgres.advisory_lock(session, wait_s=invocation.lock_wait_s):
@@ -61,7 +60,7 @@ def drift(invocation: Invocation, settings: Settings, console: Console) -> Resul
             verified, not_recorded = _verify(project, session, tables, history, found, settings)
             if verified:
                 history = read_history(session, tables)
-        plan_ = planning.plan(project.files, history, renamed=renamed)
+        plan_ = project.plan(history)
         notices = (*plan_.notices, *unverified(project, history, found), *not_recorded)
         print_notices(console, notices)
         for text in reporting.drift_lines(found):

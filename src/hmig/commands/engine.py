@@ -83,7 +83,7 @@ def status(invocation: Invocation, settings: Settings, console: Console) -> Resu
     project = load_project(invocation)
     with connect(project, settings, console, invocation) as session:
         history = read_history(session, history_tables(project, session))
-        plan = planning.plan(project.files, history, renamed=project.manifest.migrations.renamed)
+        plan = project.plan(history)
         found = (
             check(
                 project,
@@ -125,12 +125,7 @@ def plan(invocation: Invocation, settings: Settings, console: Console) -> Result
             session.begin(read_only=True)
             try:
                 history = history_tables(project, session).read()
-                plan_ = planning.plan(
-                    project.files,
-                    history,
-                    target=invocation.target,
-                    renamed=project.manifest.migrations.renamed,
-                )
+                plan_ = project.plan(history, target=invocation.target)
                 planning.check_runnable(plan_.to_run)
                 preview = _preview(project, settings, session, None, plan_.to_run, strict=True)
             finally:
@@ -264,7 +259,7 @@ def _left(
     """
     if session.usable():
         after = read_history(session, tables)
-        return planning.plan(project.files, after, renamed=project.manifest.migrations.renamed)
+        return project.plan(after)
     ran = {r.name for r in run.ran}
     return dataclasses.replace(
         plan_,
@@ -303,12 +298,7 @@ def _check(
     backup, before hmig's own bookkeeping, before any migration.
     """
     history = read_history(session, tables)
-    plan_ = planning.plan(
-        project.files,
-        history,
-        target=invocation.target,
-        renamed=project.manifest.migrations.renamed,
-    )
+    plan_ = project.plan(history, target=invocation.target)
     planning.check_runnable(plan_.to_run)
     execution.check_resumable(plan_.to_run, history.progress)
     found = _drift(project, settings, console, session, history)

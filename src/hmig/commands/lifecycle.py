@@ -107,7 +107,7 @@ def rollback(invocation: Invocation, settings: Settings, console: Console) -> Re
                     jitter=random.random,
                 )
             after = read_history(session, tables)
-        left = planning.plan(project.files, after, renamed=project.manifest.migrations.renamed)
+        left = project.plan(after)
         for text in _result_lines(run):
             console.line(text)
         return make_result(
@@ -142,9 +142,7 @@ def baseline(invocation: Invocation, settings: Settings, console: Console) -> Re
             session.begin()
             try:
                 history = tables.read()
-                plan_ = planning.plan(
-                    project.files, history, renamed=project.manifest.migrations.renamed
-                )
+                plan_ = project.plan(history)
                 pending = {m.name for m in plan_.pending}
                 recorded = [m for m in upto if m.name in pending]
                 tables.ensure()
@@ -162,7 +160,7 @@ def baseline(invocation: Invocation, settings: Settings, console: Console) -> Re
             console.line(f"  ✓ {migration.name}")
     if skipped:
         console.line(f"{skipped} migration(s) up to {invocation.to} were already applied.")
-    left = planning.plan(project.files, after, renamed=project.manifest.migrations.renamed)
+    left = project.plan(after)
     return make_result(
         invocation,
         project,
@@ -219,7 +217,7 @@ def repair(invocation: Invocation, settings: Settings, console: Console) -> Resu
             project,
             Outcome.OK,
             target=session.target,
-            plan=planning.plan(project.files, after, renamed=renamed),
+            plan=project.plan(after),
         )
 
 

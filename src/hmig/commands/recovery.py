@@ -129,7 +129,7 @@ def restore(
         finally:
             restored_session.rollback()
         target = restored_session.target
-    plan = planning.plan(project.files, history, renamed=project.manifest.migrations.renamed)
+    plan = project.plan(history)
     console.line("The history table of the restored database now says:")
     for text in reporting.status_lines(plan):
         console.line(text)
