@@ -128,23 +128,25 @@ def test_apply__failing_migration__rolls_back_keeps_earlier_exit_1(project: Proj
     assert "migrations/002_bad.sql:4" in run.err
 
 
-def test_apply__syntax_error_position__points_at_line_and_column(project: Project) -> None:
-    project.write("001_bad.sql", "SELECT 1;\nSELECT * FROM nowhere_table;\n")
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [
+        ("SELECT 1;\nSELECT * FROM nowhere_table;\n", 2, 15),
+        # The first statement travels behind the transaction's BEGIN in one query string: the
+        # server's position counts that prefix, the reported one must not (and counts
+        # characters, not bytes).
+        ("-- patients' données\n  SELECT * FROM nowhere_table;\n", 2, 17),
+    ],
+    ids=["second-statement", "first-statement"],
+)
+def test_apply__syntax_error_position__points_at_line_and_column(
+    project: Project, text: str, line: int, column: int
+) -> None:
+    project.write("001_bad.sql", text)
     run = project.hmig("apply", "--json")
     assert run.code == 1
     failure = run.report()["failure"]
-    assert (failure["line"], failure["column"]) == (2, 15)
-    assert failure["sqlstate"] == "42P01"
-
-
-def test_apply__first_statement_error__position_counts_from_the_file(project: Project) -> None:
-    # The first statement travels behind the transaction's BEGIN in one query string; the
-    # server's position counts that prefix, and the reported one must not.
-    project.write("001_bad.sql", "-- patients' données\n  SELECT * FROM nowhere_table;\n")
-    run = project.hmig("apply", "--json")
-    assert run.code == 1
-    failure = run.report()["failure"]
-    assert (failure["line"], failure["column"]) == (2, 17)
+    assert (failure["line"], failure["column"]) == (line, column)
     assert failure["sqlstate"] == "42P01"
 
 
