@@ -26,7 +26,7 @@ from hmig.commands._common import (
     read_history,
     run_context,
 )
-from hmig.commands.shadow import schema_differences
+from hmig.commands.shadow import check_schema
 from hmig.drift import Difference
 from hmig.errors import StatementFailed
 from hmig.model import (
@@ -109,10 +109,10 @@ def check(
             )
         )
     if "schema" in checks:
-        differences = schema_differences(
+        schema = check_schema(
             project, settings, console, session=session, history=history, policy=policy
         )
-        findings.extend(_finding(d) for d in differences)
+        findings.extend(_finding(d) for d in schema.differences)
     return Drift(checked=tuple(checks), fail=fail, findings=tuple(findings))
 
 

@@ -1,6 +1,6 @@
 """Live-schema drift: the applied migrations replayed into a throwaway shadow database.
 
-`schema_differences` builds the schema the target should have by replaying, in recorded order,
+`check_schema` builds the schema the target should have by replaying, in recorded order,
 the migrations its history says are applied (`.sql` and `.js` alike, through the same execution
 machinery as `apply`) into a new database: on the server named by the manifest's shadow URL
 variable (best: a CI service container of production's major), or else on the project's
@@ -66,22 +66,6 @@ class SchemaCheck:
     not_replayed: tuple[str, ...]  # history rows no migration file explains (history drift's)
     shadow: str  # the shadow's server, in words: "embedded PostgreSQL 18.6"
     timings: tuple[tuple[str, float], ...] = ()  # (phase, seconds), in order
-
-
-def schema_differences(
-    project: Project,
-    settings: Settings,
-    console: Console,
-    *,
-    session: postgres.PgSession,
-    history: History,
-    policy: DriftPolicy,
-) -> list[Difference]:
-    """The live-schema drift of the target: what `check_schema` finds, and nothing else."""
-    found = check_schema(
-        project, settings, console, session=session, history=history, policy=policy
-    )
-    return list(found.differences)
 
 
 def check_schema(
