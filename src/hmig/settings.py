@@ -179,7 +179,11 @@ def conninfo_for(environment: Environment, settings: Settings) -> str:
     needs to fix it, and the value itself may hold a password, so it is never shown.
     """
     if settings.database_url:
-        return _checked(settings.database_url, source="the Action's input `database-url`")
+        return _checked(
+            settings.database_url,
+            source="the Action's input `database-url`",
+            environ=settings.environ,
+        )
     spec = environment.database
     if spec is not None and spec.url_env:
         value = settings.environ.get(spec.url_env, "").strip()
@@ -191,15 +195,20 @@ def conninfo_for(environment: Environment, settings: Settings) -> str:
                 hint=f"Set {spec.url_env} to postgresql://user@host:port/database "
                 "(in GitHub Actions, from a secret).",
             )
-        return _checked(value, source=f"${spec.url_env}")
+        return _checked(value, source=f"${spec.url_env}", environ=settings.environ)
     url = settings.environ.get("DATABASE_URL", "").strip()
     if url:
-        return _checked(url, source="$DATABASE_URL")
+        return _checked(url, source="$DATABASE_URL", environ=settings.environ)
     return _from_db_vars(environment, settings.environ)
 
 
-def _checked(value: str, *, source: str) -> str:
-    """`value` if libpq can parse it as a connection string; else an error naming `source`."""
+def _checked(value: str, *, source: str, environ: Mapping[str, str]) -> str:
+    """`value` if libpq can parse it and it names a database; else an error naming `source`.
+
+    Without a database name (and no `PGDATABASE` or `service` to give one) libpq connects to
+    the database named like the user: as with the `DB_*` variables, hmig does not migrate that
+    one on a guess.
+    """
     scheme = _SCHEME.match(value)
     if scheme is not None and scheme.group(1).lower() not in ("postgresql", "postgres"):
         raise ConfigurationError(
@@ -207,13 +216,19 @@ def _checked(value: str, *, source: str) -> str:
             hint=_URL_HINT,
         )
     try:
-        pg_conninfo.conninfo_to_dict(value)
+        parts = pg_conninfo.conninfo_to_dict(value)
     except psycopg.ProgrammingError as exc:
         # libpq's message quotes the value, password included: it is not shown.
         raise ConfigurationError(
             f"{source} is not a PostgreSQL connection string (libpq cannot parse it)",
             hint=_URL_HINT,
         ) from exc
+    if not parts.get("dbname") and not parts.get("service") and not environ.get("PGDATABASE"):
+        raise ConfigurationError(
+            f"{source} names no database: libpq would connect to the one named like the user, "
+            "and hmig does not guess which database to migrate",
+            hint=_URL_HINT,
+        )
     return value
 
 

@@ -182,6 +182,41 @@ def test_db_variables_without_db_name_are_refused(given: dict[str, str], named: 
     assert message == f"{named} but DB_NAME is not: hmig does not guess which database to migrate"
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["postgresql://app:s3cr3t-pw@db:5432/", "postgres://db", "host=db user=app password=s3cr3t-pw"],
+    ids=["url-with-slash", "url", "keywords"],
+)
+def test_a_url_without_a_database_name_is_refused(value: str) -> None:
+    """As with the DB_* variables: libpq would pick the database named like the user."""
+    by_url_env = _refusal({"STAGING_URL": value}, spec=DatabaseSpec(url_env="STAGING_URL"))
+    by_input = _refusal({}, url=value)
+
+    assert by_url_env == (
+        "$STAGING_URL names no database: libpq would connect to the one named like the user, "
+        "and hmig does not guess which database to migrate"
+    )
+    assert by_input.startswith("the Action's input `database-url` names no database")
+    assert "s3cr3t" not in by_url_env + by_input
+
+
+@pytest.mark.parametrize(
+    ("value", "environ"),
+    [
+        ("postgresql://db:5432", {"PGDATABASE": "app"}),
+        ("service=staging", {}),
+        ("postgresql://db?dbname=app", {}),
+    ],
+    ids=["pgdatabase", "service-file", "dbname-parameter"],
+)
+def test_a_database_named_by_libpq_s_other_means_is_accepted(
+    value: str, environ: dict[str, str]
+) -> None:
+    settings = Settings.from_environ({"DATABASE_URL": value, **environ})
+
+    assert conninfo_for(_environment(None), settings) == value
+
+
 @pytest.mark.parametrize("port", ["fivefour", "0", "65536", "54 32", "-1", "٥٤٣٢"])
 def test_a_db_port_that_is_not_a_port_names_db_port(port: str) -> None:
     message = _refusal({"DB_HOST": "db", "DB_NAME": "app", "DB_PORT": port})
