@@ -205,9 +205,10 @@ def conninfo_for(environment: Environment, settings: Settings) -> str:
 def _checked(value: str, *, source: str, environ: Mapping[str, str]) -> str:
     """`value` if libpq can parse it and it names a database; else an error naming `source`.
 
-    Without a database name (and no `PGDATABASE` or `service` to give one) libpq connects to
-    the database named like the user: as with the `DB_*` variables, hmig does not migrate that
-    one on a guess.
+    Without a database name libpq connects to the database named like the user: as with the
+    `DB_*` variables, hmig does not migrate that one on a guess. libpq's other ways of naming
+    it count: `PGDATABASE` when the string has no `dbname` at all (an empty one overrides it),
+    and a connection service (`service=`, `PGSERVICE`), whose file hmig does not read.
     """
     scheme = _SCHEME.match(value)
     if scheme is not None and scheme.group(1).lower() not in ("postgresql", "postgres"):
@@ -223,7 +224,8 @@ def _checked(value: str, *, source: str, environ: Mapping[str, str]) -> str:
             f"{source} is not a PostgreSQL connection string (libpq cannot parse it)",
             hint=_URL_HINT,
         ) from exc
-    if not parts.get("dbname") and not parts.get("service") and not environ.get("PGDATABASE"):
+    named = parts.get("dbname") or ("dbname" not in parts and environ.get("PGDATABASE"))
+    if not (named or parts.get("service") or environ.get("PGSERVICE")):
         raise ConfigurationError(
             f"{source} names no database: libpq would connect to the one named like the user, "
             "and hmig does not guess which database to migrate",

@@ -190,14 +190,23 @@ def test_db_variables_without_db_name_are_refused(given: dict[str, str], named: 
 def test_a_url_without_a_database_name_is_refused(value: str) -> None:
     """As with the DB_* variables: libpq would pick the database named like the user."""
     by_url_env = _refusal({"STAGING_URL": value}, spec=DatabaseSpec(url_env="STAGING_URL"))
+    by_database_url = _refusal({"DATABASE_URL": value})
     by_input = _refusal({}, url=value)
 
     assert by_url_env == (
         "$STAGING_URL names no database: libpq would connect to the one named like the user, "
         "and hmig does not guess which database to migrate"
     )
+    assert by_database_url.startswith("$DATABASE_URL names no database")
     assert by_input.startswith("the Action's input `database-url` names no database")
-    assert "s3cr3t" not in by_url_env + by_input
+    assert "s3cr3t" not in by_url_env + by_database_url + by_input
+
+
+def test_an_empty_dbname_is_refused_even_with_pgdatabase() -> None:
+    """libpq uses PGDATABASE only when dbname is absent; an empty one means the user's name."""
+    message = _refusal({"DATABASE_URL": "postgresql://db?dbname=", "PGDATABASE": "app"})
+
+    assert message.startswith("$DATABASE_URL names no database")
 
 
 @pytest.mark.parametrize(
@@ -205,9 +214,10 @@ def test_a_url_without_a_database_name_is_refused(value: str) -> None:
     [
         ("postgresql://db:5432", {"PGDATABASE": "app"}),
         ("service=staging", {}),
+        ("postgresql://db:5432", {"PGSERVICE": "staging"}),
         ("postgresql://db?dbname=app", {}),
     ],
-    ids=["pgdatabase", "service-file", "dbname-parameter"],
+    ids=["pgdatabase", "service", "pgservice", "dbname-parameter"],
 )
 def test_a_database_named_by_libpq_s_other_means_is_accepted(
     value: str, environ: dict[str, str]
