@@ -128,6 +128,41 @@ def test_apply__failing_migration__rolls_back_keeps_earlier_exit_1(project: Proj
     assert "migrations/002_bad.sql:4" in run.err
 
 
+def test_apply__failing_statement__nothing_after_it_runs(project: Project) -> None:
+    # After the failing statement nothing more of its migration may run, not even a statement
+    # the rollback would undo anyway: nextval() is not undone, so the sequence tells which ran.
+    project.write("001_seq.sql", "CREATE SEQUENCE ran_calls;\n")
+    project.write(
+        "002_bad.sql",
+        "SELECT nextval('ran_calls');\n"
+        "ALTER TABLE nowhere ADD COLUMN x int;\n"
+        "SELECT nextval('ran_calls');\n",
+    )
+    run = project.hmig("apply", "--json")
+    assert run.code == 1, run.text
+    failure = run.report()["failure"]
+    assert (failure["migration"], failure["line"], failure["sqlstate"]) == ("002_bad", 2, "42P01")
+    assert failure["statement"] == "ALTER TABLE nowhere ADD COLUMN x int"
+    db = project.database
+    assert db is not None
+    assert db.scalar("SELECT last_value FROM ran_calls") == 1
+    assert db.history() == ["001_seq"]
+    assert db.scalar("SELECT count(*) FROM hmig_history WHERE name = '002_bad'") == 0
+
+
+def test_apply__history_duration__is_the_time_its_statements_took(project: Project) -> None:
+    # hmig_history.duration_ms is the migration's own time: its statements included, so a
+    # change that queues the row before they have run must have the server time them.
+    project.write("001_slow.sql", "CREATE TABLE slow (id int);\nSELECT pg_sleep(0.3);\n")
+    run = project.hmig("apply", "--json")
+    assert run.code == 0, run.text
+    db = project.database
+    assert db is not None
+    recorded = db.scalar("SELECT duration_ms FROM hmig_history WHERE name = '001_slow'")
+    assert recorded >= 300
+    assert run.report()["ran"][0]["duration_ms"] >= recorded
+
+
 @pytest.mark.parametrize(
     ("text", "line", "column"),
     [
