@@ -1417,10 +1417,12 @@ JS_CASES = [
         "exports.up = async (pgm) => {\n  await Promise.reject(new Error('async nope'));\n};\n",
         r"migrations/001_async_rejection\.js:2: async nope",
     ),
-    _js_first(
+    # Node is gone: no .js migration could run after it, so apply refuses before the first.
+    _js(
         "process_exit",
         "exports.up = (pgm) => {\n  process.exit(3);\n};\n",
-        r"migrations/001_process_exit\.js: .*exited with code 3",
+        r"migrations/002_process_exit\.js: .*exited with code 3",
+        commands=PLAN_APPLY,
     ),
 ]
 

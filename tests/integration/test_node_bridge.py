@@ -656,6 +656,7 @@ def test_thrown_error_names_file_and_line(name: str, line: int, reason: str) -> 
             bridge.render(file, direction="up", query=no_queries)
         assert (caught.value.line, caught.value.reason) == (line, reason)
         assert caught.value.file == f"tests/fixtures/js/errors/{name}"
+        assert not bridge.stopped  # a thrown error is the migration's, not Node's
         assert sql_of(bridge, other) == ["SELECT 7;"]
 
 
@@ -670,7 +671,7 @@ def test_promise_that_never_settles_times_out() -> None:
         assert time.monotonic() - began < 10
         assert "did not settle within 1 s" in caught.value.reason
         assert "run()" in caught.value.hint
-        assert bridge.timed_out
+        assert bridge.stopped
         with pytest.raises(JsMigrationError, match="cannot be used any more"):
             bridge.render(other, direction="up", query=no_queries)
 
@@ -681,7 +682,7 @@ def test_node_crash_reports_exit_code_and_stderr() -> None:
         bridge.start([file])
         with pytest.raises(JsMigrationError) as caught:
             bridge.render(file, direction="up", query=no_queries)
-        assert not bridge.timed_out  # it died: not the same as hanging
+        assert bridge.stopped  # it died: no .js migration can render after it
     assert "node exited with code 3 while running up()" in caught.value.reason
     assert "about to crash" in caught.value.reason
 

@@ -226,8 +226,8 @@ def render_pending(
 
     Refused (exit 2) whatever `strict` says, before anything runs: a migration that exports no
     `up` function, rendered SQL that a `.sql` file could not hold (`execution.check_rendered`),
-    and a migration Node could not render within the bridge's timeout (Node is stopped then,
-    so nothing after it could render or run either).
+    and a migration whose rendering stopped Node (the bridge's timeout, a crash, a
+    `process.exit()`): nothing after it could render or run either.
     """
     if bridge is not None:
         for migration in pending:
@@ -243,7 +243,7 @@ def render_pending(
             with session.savepoint():
                 one = execution.render(migration, renderer=bridge, query=session.query)
         except JsMigrationError as exc:
-            if bridge is not None and bridge.timed_out:
+            if bridge is not None and bridge.stopped:
                 raise _refused_up_front(exc) from exc
             cause = exc.__cause__
             if strict and not isinstance(cause, StatementFailed):
@@ -265,7 +265,7 @@ def render_pending(
 
 
 def _refused_up_front(exc: JsMigrationError) -> JsMigrationError:
-    """A render that timed out while previewing: refused before the first migration runs."""
+    """A render that stopped Node while previewing: refused before the first migration runs."""
     return JsMigrationError(
         exc.reason,
         file=exc.file,

@@ -100,7 +100,6 @@ class NodeBridge:
         self._current_name: str | None = None
         self._failed_queries: dict[int, StatementFailed] = {}
         self._unusable: str | None = None
-        self._stuck = False
         self.logs: list[BridgeLog] = []
         self.versions: Mapping[str, str] = {}
 
@@ -160,9 +159,12 @@ class NodeBridge:
         self.close()
 
     @property
-    def timed_out(self) -> bool:
-        """Whether a request did not settle within the timeout (Node was stopped for good)."""
-        return self._stuck
+    def stopped(self) -> bool:
+        """Whether Node is gone for good (timed out, crashed, broke the protocol, or closed).
+
+        No `.js` migration can render after that, in this run.
+        """
+        return self._unusable is not None
 
     # --- rendering ------------------------------------------------------------------------
 
@@ -397,7 +399,6 @@ class NodeBridge:
     def _timed_out(self, migration: MigrationFile | None, what: str) -> HmigError:
         subject = "the Node bridge" if migration is None else f"{what} of {migration.name}"
         message = f"{subject} did not settle within {self._timeout_s:g} s"
-        self._stuck = True
         self._abandon(message)
         hint = (
             "Look for an endless loop, a promise that never resolves, or a callback-style "
