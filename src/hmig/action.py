@@ -321,7 +321,11 @@ def _annotate(
     if failure:
         errors.append(
             _Annotation(
-                title=f"Migration {failure['migration']} failed",
+                title=(
+                    f"COMMIT failed after migration {failure['migration']}"
+                    if failure.get("at_commit") is True
+                    else f"Migration {failure['migration']} failed"
+                ),
                 message=_failure_text(failure),
                 file=_file(base, failure.get("file")),
                 line=failure.get("line"),

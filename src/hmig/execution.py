@@ -248,8 +248,10 @@ class _Runner:
                 self._rollback()
                 if self._pause_before_retry(migration, failed, started):
                     continue
-                advice = _with_retry_note(self._advice_each(failed.exc), failed)
-                return self._failure(migration, failed.exc, failed.statement, advice=advice)
+                advice = _with_retry_note(self._advice_each(failed), failed)
+                return self._failure(
+                    migration, failed.exc, failed.statement, advice, at_commit=failed.at_commit
+                )
             if not rendered.transactional:
                 return self._outside_transaction(migration, rendered, started)
             self._record_ran(migration, rendered, duration_ms=self._elapsed(started))
@@ -267,10 +269,12 @@ class _Runner:
                 return rendered
             for statement in rendered.statements:
                 self.session.execute(statement.sql)
-            statement = None  # a failure now is the COMMIT's (a deferred constraint): no line
-            self._record_and_commit(migration, started)
         except (StatementFailed, JsMigrationError) as exc:
             raise _AttemptFailed(exc, statement) from exc
+        try:
+            self._record_and_commit(migration, started)
+        except StatementFailed as exc:  # the COMMIT's (a deferred constraint): no line
+            raise _AttemptFailed(exc, None, at_commit=True) from exc
         return rendered
 
     def _pause_before_retry(
@@ -327,7 +331,13 @@ class _Runner:
                 if self._pause_before_retry(failed.migration, failed, started):
                     continue
                 advice = _with_retry_note(self._advice_all(failed, len(pending)), failed)
-                failure = self._failure(failed.migration, failed.exc, failed.statement, advice)
+                failure = self._failure(
+                    failed.migration,
+                    failed.exc,
+                    failed.statement,
+                    advice,
+                    at_commit=failed.at_commit,
+                )
                 return RunReport(ran=(), failure=failure)
             for migration, rendered, duration_ms in applied:
                 self._record_ran(migration, rendered, duration_ms=duration_ms)
@@ -602,7 +612,8 @@ class _Runner:
             f"applied. Fix it and run hmig {self._command} again."
         )
 
-    def _advice_each(self, exc: HmigError) -> str:
+    def _advice_each(self, failed: _AttemptFailed) -> str:
+        exc = failed.exc
         kept = len(self.ran)
         earlier = f"The {kept} migration(s) before it in this run stay applied. " if kept else ""
         if _session_ended(exc):
@@ -611,6 +622,13 @@ class _Runner:
                 "with its history row, so it is applied entirely or not at all, and the history "
                 f"says which. {earlier}Nothing points at the migration itself: when the server "
                 "accepts connections again, run hmig apply again."
+            )
+        if failed.at_commit:
+            return (
+                "Every statement of this migration ran; writing its history row or its COMMIT "
+                "failed. When the message is about a constraint, a check deferred to COMMIT (a "
+                "DEFERRABLE constraint or a constraint trigger) found the violation. This "
+                f"migration was rolled back. {earlier}Fix it and run hmig apply again."
             )
         return f"This migration was rolled back. {earlier}Fix it and run hmig apply again."
 
@@ -623,6 +641,7 @@ class _Runner:
         *,
         done: int | None = None,
         total: int | None = None,
+        at_commit: bool = False,
     ) -> Failure:
         sqlstate = detail = hint = None
         line = column = None
@@ -651,6 +670,7 @@ class _Runner:
             statements_done=done,
             statements_total=total,
             advice=advice,
+            at_commit=at_commit,
         )
 
 

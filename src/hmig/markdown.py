@@ -607,7 +607,10 @@ def _status(doc: _Doc) -> tuple[str, str]:
         return "❌", stopped[outcome]
     if outcome == "failed":
         if isinstance(failure, Mapping):
-            return "❌", f"{_code(failure.get('migration'), cap=_CAP_TITLE)} failed"
+            migration = _code(failure.get("migration"), cap=_CAP_TITLE)
+            if failure.get("at_commit") is True:
+                return "❌", f"COMMIT failed after {migration}"
+            return "❌", f"{migration} failed"
         if isinstance(report.get("error"), Mapping):
             return "❌", "failed"
         return "❌", "lint findings stop apply"
@@ -665,8 +668,11 @@ def _failure(doc: _Doc, view: _View) -> str | None:
         where += f":{line}" + (f":{column}" if column else "")
     state = failure.get("sqlstate")
     sqlstate = f" (SQLSTATE {_code(state, cap=10)})" if isinstance(state, str) else ""
+    failed = f"{_code(failure.get('migration'))} at {_code(where)}"
+    if failure.get("at_commit") is True:
+        failed = f"the COMMIT after {_code(failure.get('migration'))} ({_code(where)})"
     lines = [
-        f"- **Failed:** {_code(failure.get('migration'))} at {_code(where)}",
+        f"- **Failed:** {failed}",
         f"- **Error:** {_prose(failure.get('message'))}{sqlstate}",
     ]
     for key, label in (("detail", "Detail"), ("hint", "Hint")):

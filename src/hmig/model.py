@@ -418,6 +418,9 @@ class Failure:
     statements_total: int | None = None
     rolled_back: bool = True
     advice: str | None = None
+    # Every statement ran; the COMMIT (a check deferred to it) or the history rows before it
+    # failed. `migration` is then the last one of the transaction, not necessarily the culprit.
+    at_commit: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -258,10 +258,14 @@ def result_lines(run: RunReport, *, pending_left: int) -> list[str]:
 
 def failure_lines(failure: Failure) -> list[str]:
     """Where a migration failed and what to do, as a person needs it."""
-    where = failure.file
-    if failure.line:
-        where += f":{failure.line}" + (f":{failure.column}" if failure.column else "")
-    lines = [f"✗ {failure.migration} failed: {failure.message}", f"    at {where}"]
+    if failure.at_commit:
+        # No statement failed: the transaction's COMMIT did, after its last migration.
+        lines = [f"✗ COMMIT failed after {failure.migration}: {failure.message}"]
+    else:
+        where = failure.file
+        if failure.line:
+            where += f":{failure.line}" + (f":{failure.column}" if failure.column else "")
+        lines = [f"✗ {failure.migration} failed: {failure.message}", f"    at {where}"]
     if failure.sqlstate:
         lines.append(f"    SQLSTATE {failure.sqlstate}")
     if failure.detail:
@@ -348,6 +352,7 @@ def _failure(failure: Failure) -> dict[str, Any]:
         "statements_done": failure.statements_done,
         "statements_total": failure.statements_total,
         "advice": failure.advice,
+        "at_commit": failure.at_commit,
     }
 
 

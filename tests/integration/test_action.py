@@ -334,6 +334,25 @@ def test_a_failing_migration_exits_1_with_an_annotation_on_its_line(
     assert project.database.history() == []
 
 
+def test_a_failure_at_commit_is_annotated_as_the_commit_with_no_line(
+    project: Project, github: FakeGitHub
+) -> None:
+    # A deferred foreign key fails at COMMIT: no statement, so no line to point at.
+    project.write(
+        "001_orphan.sql",
+        "CREATE TABLE ward (id int PRIMARY KEY);\n"
+        "CREATE TABLE bed (ward_id int REFERENCES ward DEFERRABLE INITIALLY DEFERRED);\n"
+        "INSERT INTO bed VALUES (42);\n",
+    )
+    run = run_action(project, github, command="apply", event_name="push", event=push_event())
+    assert run.code == 1, run.out + run.err
+    [(props, message)] = run.annotations("error")
+    assert props["title"] == "COMMIT failed after migration 001_orphan"
+    assert props["file"] == "migrations/001_orphan.sql"
+    assert "line" not in props
+    assert "bed_ward_id_fkey" in message
+
+
 # --- forks, tokens and faults ----------------------------------------------------------------
 
 

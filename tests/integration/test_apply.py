@@ -117,6 +117,7 @@ def test_apply__failing_migration__rolls_back_keeps_earlier_exit_1(project: Proj
     assert failure["migration"] == "002_bad"
     assert failure["file"] == "migrations/002_bad.sql"
     assert failure["line"] == 4  # the ALTER TABLE statement: the server gave no position
+    assert failure["at_commit"] is False
     assert failure["sqlstate"] == "42703"
     assert "missing" in failure["message"]
     assert [p["name"] for p in report["pending"]] == ["002_bad", "003_never"]
@@ -206,13 +207,20 @@ def test_apply__failure_at_commit__rolls_back_with_its_history_row(
     failure = run.report()["failure"]
     assert failure["sqlstate"] == "23503"
     assert failure["line"] is None  # no statement failed: the COMMIT did
+    assert failure["at_commit"] is True
+    # The human text names the COMMIT, not a place in the last migration's file.
+    last = failure["migration"]
+    assert f"✗ COMMIT failed after {last}: insert or update on table" in run.err
+    assert f"    at migrations/{last}.sql" not in run.err
     if transaction == "all":
         # Which migration broke a deferred check cannot be known: the advice says so.
-        assert failure["migration"] == "003_never"
+        assert last == "003_never"
         assert "any migration of the batch may have broken it" in failure["advice"]
         assert "none of the 2 migrations was applied" in failure["advice"]
     else:
-        assert failure["migration"] == "002_orphan"
+        assert last == "002_orphan"
+        assert "a check deferred to COMMIT" in failure["advice"]
+        assert "This migration was rolled back." in failure["advice"]
     assert "Traceback" not in run.err
     db = project.database
     assert db is not None

@@ -265,6 +265,21 @@ def test_apply__failure_says_file_line_and_column_and_what_happens_next() -> Non
     assert tree.pre == ["UPDATE encounters\n   SET ward = 'general'\n WHERE wrad IS NULL\n"]
 
 
+def test_apply__failure_at_commit__names_the_commit_not_the_migration() -> None:
+    # A check deferred to COMMIT failed: the migration named is only the transaction's last.
+    report = load("apply-failed")
+    report["failure"].update(line=None, column=None, statement=None, at_commit=True)
+    body = markdown.comment(report)
+    assert (
+        "### ❌ hmig apply · `production` · COMMIT failed after "
+        "`1800000000000_add-ward-to-encounters`" in body
+    )
+    assert (
+        "- **Failed:** the COMMIT after `1800000000000_add-ward-to-encounters` "
+        "(`backend/migrations/1800000000000_add-ward-to-encounters.sql`)" in body
+    )
+
+
 def test_error__says_what_and_how_to_fix_and_links_no_run_without_context() -> None:
     report = load("error-connection")
     assert report["context"] is None

@@ -182,6 +182,7 @@ def test_build_report__apply_with_ran_and_failure__validates() -> None:
         "statements_done": None,
         "statements_total": None,
         "advice": "This migration was rolled back. Fix it and run hmig apply again.",
+        "at_commit": False,
     }
 
 
@@ -406,6 +407,15 @@ def test_failure_lines__line_without_column__shows_file_and_line() -> None:
     failure = Failure(migration="a", file="m/a.sql", message="x", line=3)
 
     assert reporting.failure_lines(failure)[1] == "    at m/a.sql:3"
+
+
+def test_failure_lines__at_commit__names_the_commit_not_a_place_in_the_file() -> None:
+    # A deferred check failed at COMMIT: the migration named is only the transaction's last.
+    failure = Failure(
+        migration="003_c", file="migrations/003_c.sql", message="fk violated", at_commit=True
+    )
+
+    assert reporting.failure_lines(failure) == ["✗ COMMIT failed after 003_c: fk violated"]
 
 
 def test_failure_lines__long_statement__shows_six_lines_and_an_ellipsis() -> None:
