@@ -435,14 +435,25 @@ class _Runner:
                 migration=key, index=statement.index, checksum=checksum, state="done"
             )
             faults.reached("between-statements")
+        try:
+            self._record_outside(migration, started)
+        except StatementFailed as exc:
+            self._rollback()
+            advice = self._advice_unrecorded(rendered, exc, total=total)
+            return self._failure(
+                migration, exc, None, advice, done=total, total=total, at_commit=True
+            )
+        self._record_ran(migration, rendered, duration_ms=self._elapsed(started))
+        return None
+
+    def _record_outside(self, migration: MigrationFile, started: float) -> None:
+        """Every statement ran: the history row, and the progress rows cleared, in one commit."""
         self.session.set_session_timeouts(lock_timeout_ms=0, statement_timeout_ms=0)
         self.session.begin()
         with self.session.together():
             self._record_in_transaction(migration, started)
             self.history.clear_progress(migration=self._progress_key(migration))
             self.session.commit()
-        self._record_ran(migration, rendered, duration_ms=self._elapsed(started))
-        return None
 
     def _run_statement_with_retries(
         self, migration: MigrationFile, statement: Statement, started: float
@@ -610,6 +621,30 @@ class _Runner:
         return (
             f"{outside} Its first statement failed and was rolled back; nothing of it is "
             f"applied. Fix it and run hmig {self._command} again."
+        )
+
+    def _advice_unrecorded(self, rendered: Rendered, exc: StatementFailed, *, total: int) -> str:
+        """What to do when every statement ran outside a transaction but the record failed."""
+        statements = (
+            "Its statement ran and stays applied"
+            if total == 1
+            else f"All {total} of its statements ran and stay applied"
+        )
+        ran = (
+            f"This migration runs outside a transaction ({rendered.reason}). {statements}, "
+            "and hmig_progress says so"
+        )
+        if _session_ended(exc):
+            return (
+                f"{ran}; the server ended hmig's session while it recorded the migration, so "
+                "whether the record was committed is unknown. When the server accepts "
+                f"connections again, run hmig {self._command} again: it finds the migration "
+                "recorded, or records it without running any statement again."
+            )
+        return (
+            f"{ran}; recording it in the history failed and was rolled back. Fix the cause and "
+            f"run hmig {self._command} again: it records the migration without running any "
+            "statement again."
         )
 
     def _advice_each(self, failed: _AttemptFailed) -> str:

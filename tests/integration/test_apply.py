@@ -259,6 +259,48 @@ def test_apply__non_transactional_sql__runs_outside_transaction(project: Project
     assert db.history() == ["001_t", "002_idx"]
 
 
+def test_apply__non_transactional_record_fails__reported_and_rerun_records_it(
+    project: Project,
+) -> None:
+    # Every statement ran outside a transaction; then writing the history row failed (here a
+    # trigger refuses it). The report must say the statements stay applied, with the earlier
+    # migrations of the run; the re-run records the migration without building anything again.
+    project.write("001_t.sql", "CREATE TABLE t (id int);")
+    assert project.hmig("apply").code == 0  # hmig's tables exist now, for the trigger
+    project.write("002_u.sql", "CREATE TABLE u (id int);")
+    project.write("003_idx.sql", "CREATE INDEX CONCURRENTLY t_id_idx ON t (id);\n")
+    db = project.database
+    assert db is not None
+    db.execute(
+        "CREATE FUNCTION refuse_003() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'history is read-only today'; END $$;\n"
+        "CREATE TRIGGER refuse_003 BEFORE INSERT ON hmig_history FOR EACH ROW "
+        "WHEN (NEW.name = '003_idx') EXECUTE FUNCTION refuse_003()"
+    )
+    run = project.hmig("apply", "--json")
+    assert run.code == 1, run.text
+    report = run.report()
+    _schema_valid(report)
+    assert report["outcome"] == "failed"
+    assert [r["name"] for r in report["ran"]] == ["002_u"]
+    failure = report["failure"]
+    assert (failure["migration"], failure["at_commit"]) == ("003_idx", True)
+    assert (failure["statements_done"], failure["statements_total"]) == (1, 1)
+    assert failure["message"] == "history is read-only today"
+    assert "Its statement ran and stays applied" in failure["advice"]
+    assert "✗ COMMIT failed after 003_idx: history is read-only today" in run.err
+    assert "Traceback" not in run.err
+    assert db.history() == ["001_t", "002_u"]
+    assert db.rows("SELECT statement_index, state FROM hmig_progress") == [(0, "done")]
+    built = db.scalar("SELECT oid FROM pg_class WHERE relname = 't_id_idx'")
+    db.execute("DROP TRIGGER refuse_003 ON hmig_history")
+    again = project.hmig("apply", "--json")
+    assert again.code == 0, again.text
+    assert db.history() == ["001_t", "002_u", "003_idx"]
+    assert db.scalar("SELECT count(*) FROM hmig_progress") == 0
+    assert db.scalar("SELECT oid FROM pg_class WHERE relname = 't_id_idx'") == built  # not rebuilt
+
+
 def test_apply__non_transactional_failure__reports_statements_and_resumes(
     project: Project,
 ) -> None:

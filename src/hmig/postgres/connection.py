@@ -7,6 +7,7 @@ non-transactional statement is never wrapped by accident.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -30,6 +31,11 @@ LOCK_KEY = 7241865325823964
 APPLICATION_NAME = "hmig"
 
 _Query = sql.SQL | sql.Composed
+
+# psycopg logs as warnings the errors it ignores while cleaning up after one it raised (a
+# pipeline's commands skipped after the failing one): hmig reports the error raised. With no
+# logging configured, Python would print them on stderr, beside hmig's own account of it.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 _CONNECTION_FAILURE = "08006"  # PostgreSQL docs, Appendix A: connection_failure
 _LOCK_POLL_S = 0.2  # how often a run waiting for the migration lock tries again
 
