@@ -94,6 +94,29 @@ def test_apply__second_run__is_nothing_to_do(project: Project) -> None:
     assert project.database.history() == ["001_a"]
 
 
+def test_apply__history_in_own_schema_and_table__names_are_quoted(project: Project) -> None:
+    # Upper case only survives quoted: a name sent unquoted would land in `ops`.`migration_log$1`.
+    project.manifest(
+        "version: 1\nmigrations:\n  dir: migrations\n  schema: Ops\n  table: Migration_Log$1\n"
+        "environments:\n  test:\n    database:\n      url_env: HMIG_TEST_URL\n"
+    )
+    project.write("001_a.sql", "CREATE TABLE a (id int);")
+    project.write("002_b.sql", "CREATE TABLE b (id int);")
+    first = project.hmig("apply")
+    assert first.code == 0, first.text
+    again = project.hmig("apply", "--json")
+    assert again.code == 0, again.text
+    assert again.report()["outcome"] == "nothing-to-do"
+    db = project.database
+    assert db is not None
+    assert db.rows('SELECT name FROM "Ops"."Migration_Log$1" ORDER BY id') == [
+        ("001_a",),
+        ("002_b",),
+    ]
+    assert db.rows('SELECT name FROM "Ops".hmig_history ORDER BY name') == [("001_a",), ("002_b",)]
+    assert "pgmigrations" not in db.tables() and "Migration_Log$1" in db.tables("Ops")
+
+
 def test_apply__failing_migration__rolls_back_keeps_earlier_exit_1(project: Project) -> None:
     project.write("001_ok.sql", "CREATE TABLE ok (id int);")
     project.write(

@@ -18,8 +18,14 @@ def text(name: str) -> str:
 
 
 @cache
-def query(name: str, *, schema: str = "public", table: str = "pgmigrations") -> sql.Composed:
-    """The named query with `{schema}` and `{table}` bound as quoted identifiers."""
+def query(name: str, *, schema: str = "public", table: str = "pgmigrations") -> sql.SQL:
+    """The named query with `{schema}` and `{table}` bound as quoted identifiers.
+
+    Composed once into one piece of text: apply sends the history row's query for every
+    migration, and a `Composed` is joined again each time it is sent. The identifiers are
+    quoted without a connection, which is exact: every session is UTF-8 (`connection.connect`).
+    """
     # The files ship inside the package: they are literals, only stored beside the code.
     template = sql.SQL(text(name))
-    return template.format(schema=sql.Identifier(schema), table=sql.Identifier(table))
+    composed = template.format(schema=sql.Identifier(schema), table=sql.Identifier(table))
+    return sql.SQL(composed.as_string())

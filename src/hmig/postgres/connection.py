@@ -70,6 +70,8 @@ class PgSession:
         # A BEGIN (with its SET LOCALs) not sent yet: it travels with the transaction's first
         # statement, one round trip fewer per migration (docs/benchmarks.md, "Apply").
         self._opening: str | None = None
+        # The opening text of each kind of transaction, composed once: every migration begins one.
+        self._openings: dict[tuple[bool, int | None, int | None], str] = {}
 
     # -- Session port ------------------------------------------------------------------------
 
@@ -85,16 +87,22 @@ class PgSession:
         Read-only transactions make plan/status unable to write anything. The timeouts are
         `SET LOCAL`: they end with the transaction.
         """
-        parts: list[sql.Composable] = [sql.SQL("BEGIN READ ONLY" if read_only else "BEGIN")]
-        for name, value in (
-            ("lock_timeout", lock_timeout_ms),
-            ("statement_timeout", statement_timeout_ms),
-        ):
-            if value is not None:
-                parts.append(
-                    sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value))
-                )
-        self._opening = sql.SQL("; ").join(parts).as_string(self._conn)
+        key = (read_only, lock_timeout_ms, statement_timeout_ms)
+        opening = self._openings.get(key)
+        if opening is None:
+            parts: list[sql.Composable] = [sql.SQL("BEGIN READ ONLY" if read_only else "BEGIN")]
+            for name, value in (
+                ("lock_timeout", lock_timeout_ms),
+                ("statement_timeout", statement_timeout_ms),
+            ):
+                if value is not None:
+                    parts.append(
+                        sql.SQL("SET LOCAL {} = {}").format(
+                            sql.Identifier(name), sql.Literal(value)
+                        )
+                    )
+            opening = self._openings[key] = sql.SQL("; ").join(parts).as_string(self._conn)
+        self._opening = opening
 
     def commit(self) -> None:
         """Commit the open transaction (nothing to send when it never ran a statement)."""

@@ -41,7 +41,7 @@ class HistoryTables:
         # `migrations.renamed`: a row under an old name is the new name's row.
         self._renamed = dict(renamed or {})
 
-    def _q(self, name: str) -> sql.Composed:
+    def _q(self, name: str) -> sql.SQL:
         return query(name, schema=self._schema, table=self._table)
 
     def read(self) -> History:
