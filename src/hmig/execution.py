@@ -139,9 +139,9 @@ def check_resumable(
             hint=(
                 "Check the database. If it took effect, mark it done; if not, clear it so it "
                 "runs again:\n"
-                f"  UPDATE hmig_progress SET state = 'done' WHERE name = '{migration.name}' "
-                f"AND statement_index = {row.index};\n"
-                f"  DELETE FROM hmig_progress WHERE name = '{migration.name}' "
+                f"  UPDATE hmig_progress SET state = 'done' WHERE name = "
+                f"{_sql_literal(migration.name)} AND statement_index = {row.index};\n"
+                f"  DELETE FROM hmig_progress WHERE name = {_sql_literal(migration.name)} "
                 f"AND statement_index = {row.index};\n"
                 "then run hmig apply again. An INVALID index left by CREATE INDEX "
                 "CONCURRENTLY must be dropped (DROP INDEX CONCURRENTLY) before it is retried."
@@ -414,9 +414,15 @@ class _Runner:
                 continue
             checksum = statement_checksum(statement)
             key = self._progress_key(migration)
-            self.history.record_statement(
-                migration=key, index=statement.index, checksum=checksum, state="started"
-            )
+            try:
+                self.history.record_statement(
+                    migration=key, index=statement.index, checksum=checksum, state="started"
+                )
+            except StatementFailed as exc:  # the statement was not sent
+                advice = self._advice_unstarted(migration, rendered, exc, statement.index, total)
+                return self._failure(
+                    migration, exc, None, advice, done=statement.index, total=total
+                )
             faults.reached("before-statement")
             try:
                 self._run_statement_with_retries(migration, statement, started)
@@ -431,9 +437,15 @@ class _Runner:
                 return self._failure(
                     migration, exc, statement, advice=advice, done=completed, total=total
                 )
-            self.history.record_statement(
-                migration=key, index=statement.index, checksum=checksum, state="done"
-            )
+            try:
+                self.history.record_statement(
+                    migration=key, index=statement.index, checksum=checksum, state="done"
+                )
+            except StatementFailed as exc:  # the statement ran; its row still says `started`
+                advice = self._advice_unmarked(migration, rendered, exc, statement.index, total)
+                return self._failure(
+                    migration, exc, None, advice, done=statement.index + 1, total=total
+                )
             faults.reached("between-statements")
         try:
             self._record_outside(migration, started)
@@ -623,6 +635,58 @@ class _Runner:
             f"applied. Fix it and run hmig {self._command} again."
         )
 
+    def _advice_unstarted(
+        self,
+        migration: MigrationFile,
+        rendered: Rendered,
+        exc: StatementFailed,
+        index: int,
+        total: int,
+    ) -> str:
+        """What to do when recording that statement `index + 1` starts failed: it never ran."""
+        number = index + 1
+        kept = f" {_statements_kept(index, total)}." if index else ""
+        told = (
+            f"This migration runs outside a transaction ({rendered.reason}).{kept} Recording in "
+            f"hmig_progress that statement {number} was starting failed, so hmig did not send "
+            "it: it has not run."
+        )
+        if _session_ended(exc):
+            return (
+                f"{told} The server ended hmig's session during that write, so its row may say "
+                f"`started`. When the server accepts connections again, run hmig "
+                f"{self._command} again. If it stops at statement {number}, clear that row "
+                f"(DELETE FROM hmig_progress WHERE name = "
+                f"{_sql_literal(self._progress_key(migration))} AND statement_index = {index}) "
+                "and run it again."
+            )
+        return (
+            f"{told} Fix the cause and run hmig {self._command} again: it resumes at "
+            f"statement {number}."
+        )
+
+    def _advice_unmarked(
+        self,
+        migration: MigrationFile,
+        rendered: Rendered,
+        exc: StatementFailed,
+        index: int,
+        total: int,
+    ) -> str:
+        """What to do when statement `index + 1` ran but recording it as done failed."""
+        number = index + 1
+        row = "may still say" if _session_ended(exc) else "still says"
+        return (
+            f"This migration runs outside a transaction ({rendered.reason}). "
+            f"{_statements_kept(number, total)}, but recording in "
+            f"hmig_progress that statement {number} finished failed: its row {row} "
+            "`started`, and a run that finds it so stops there, unsure whether it took effect. "
+            "It did: mark it done "
+            f"(UPDATE hmig_progress SET state = 'done' WHERE name = "
+            f"{_sql_literal(self._progress_key(migration))} AND statement_index = {index}) "
+            f"and run hmig {self._command} again: it resumes after statement {number}."
+        )
+
     def _advice_unrecorded(self, rendered: Rendered, exc: StatementFailed, *, total: int) -> str:
         """What to do when every statement ran outside a transaction but the record failed."""
         statements = (
@@ -726,6 +790,18 @@ class _AttemptFailed(Exception):
         self.migration = migration
         self.at_commit = at_commit  # every statement ran; the history rows or COMMIT failed
         self.exhausted: str | None = None
+
+
+def _statements_kept(count: int, total: int) -> str:
+    """The statements a run got through, which stay applied (`count` is at least 1)."""
+    if count == 1:
+        return f"Statement 1 of {total} ran and stays applied"
+    return f"Statements 1 to {count} of {total} ran and stay applied"
+
+
+def _sql_literal(text: str) -> str:
+    """`text` as a SQL string literal, for statements the advice asks a person to run."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _session_ended(exc: BaseException) -> bool:

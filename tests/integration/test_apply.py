@@ -367,6 +367,91 @@ def test_apply__non_transactional_failure__reports_statements_and_resumes(
     assert db.scalar("SELECT count(*) FROM pg_indexes WHERE tablename = 't'") == 3
 
 
+_TWO_CONCURRENT_INDEXES = """
+-- hmig:no-transaction
+CREATE INDEX CONCURRENTLY t_a ON t (id);
+CREATE INDEX CONCURRENTLY t_b ON t (id);
+"""
+
+
+def _refuse_progress(project: Project, when: str, event: str = "INSERT") -> None:
+    """A trigger on hmig_progress refusing the rows that match `when` (hmig's tables exist)."""
+    assert project.database is not None
+    project.database.execute(
+        "CREATE FUNCTION refuse_progress() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'progress is read-only today'; END $$;\n"
+        f"CREATE TRIGGER refuse_progress BEFORE {event} ON hmig_progress FOR EACH ROW "
+        f"WHEN ({when}) EXECUTE FUNCTION refuse_progress()"
+    )
+
+
+def test_apply__progress_start_not_recorded__statement_not_sent_rerun_resumes(
+    project: Project,
+) -> None:
+    # Recording that statement 2 starts fails: hmig must not send it, and must say that
+    # statement 1 ran and statement 2 did not (not a bare error).
+    project.write("001_t.sql", "CREATE TABLE t (id int);")
+    assert project.hmig("apply").code == 0
+    project.write("002_idx.sql", _TWO_CONCURRENT_INDEXES)
+    _refuse_progress(project, "NEW.statement_index = 1")
+    run = project.hmig("apply", "--json")
+    assert run.code == 1, run.text
+    failure = run.report()["failure"]
+    assert (failure["migration"], failure["at_commit"]) == ("002_idx", False)
+    assert (failure["statements_done"], failure["statements_total"]) == (1, 2)
+    assert failure["message"] == "progress is read-only today"
+    assert failure["statement"] is None
+    assert "Statement 1 of 2 ran and stays applied" in failure["advice"]
+    assert "did not send it: it has not run" in failure["advice"]
+    assert "✗ 002_idx failed: progress is read-only today" in run.err
+    assert "Traceback" not in run.err
+    db = project.database
+    assert db is not None
+    assert db.rows("SELECT indexname FROM pg_indexes WHERE tablename = 't'") == [("t_a",)]
+    assert db.rows("SELECT statement_index, state FROM hmig_progress") == [(0, "done")]
+    built = db.scalar("SELECT oid FROM pg_class WHERE relname = 't_a'")
+    db.execute("DROP TRIGGER refuse_progress ON hmig_progress")
+    again = project.hmig("apply")
+    assert again.code == 0, again.text
+    assert db.history() == ["001_t", "002_idx"]
+    assert db.scalar("SELECT oid FROM pg_class WHERE relname = 't_a'") == built  # not rebuilt
+    assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 't_b'") == 1
+
+
+def test_apply__progress_done_not_recorded__advice_marks_it_done_and_resumes(
+    project: Project,
+) -> None:
+    # Statement 1 ran, but recording it as done fails: its row stays `started`. The report
+    # must say it ran, and the statement its advice gives must let the next run go on.
+    project.write("001_t.sql", "CREATE TABLE t (id int);")
+    assert project.hmig("apply").code == 0
+    project.write("002_idx.sql", _TWO_CONCURRENT_INDEXES)
+    _refuse_progress(project, "NEW.state = 'done'", event="UPDATE")
+    run = project.hmig("apply", "--json")
+    assert run.code == 1, run.text
+    failure = run.report()["failure"]
+    assert (failure["migration"], failure["at_commit"]) == ("002_idx", False)
+    assert (failure["statements_done"], failure["statements_total"]) == (1, 2)
+    assert "Statement 1 of 2 ran and stays applied" in failure["advice"]
+    assert "its row still says `started`" in failure["advice"]
+    db = project.database
+    assert db is not None
+    assert db.rows("SELECT statement_index, state FROM hmig_progress") == [(0, "started")]
+    built = db.scalar("SELECT oid FROM pg_class WHERE relname = 't_a'")
+    assert built is not None
+    db.execute("DROP TRIGGER refuse_progress ON hmig_progress")
+    # Left `started`, the statement is in doubt for the next run: it stops there (exit 2).
+    assert project.hmig("apply").code == 2
+    fix = failure["advice"].split("mark it done (", 1)[1].split(") and run", 1)[0]
+    assert fix.startswith("UPDATE hmig_progress SET state = 'done'")
+    db.execute(fix)
+    again = project.hmig("apply")
+    assert again.code == 0, again.text
+    assert db.history() == ["001_t", "002_idx"]
+    assert db.scalar("SELECT oid FROM pg_class WHERE relname = 't_a'") == built  # not rebuilt
+    assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 't_b'") == 1
+
+
 def test_apply__statement_left_started__refuses_with_exact_account(project: Project) -> None:
     project.write("001_t.sql", "CREATE TABLE t (id int);")
     project.write("002_idx.sql", "CREATE INDEX CONCURRENTLY t_a ON t (id);\n")
