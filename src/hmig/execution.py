@@ -124,29 +124,42 @@ def check_rendered(migration: MigrationFile, rendered: Rendered, *, direction: s
 
 
 def check_resumable(
-    pending: Sequence[MigrationFile], progress: Sequence[StatementProgress]
+    pending: Sequence[MigrationFile],
+    progress: Sequence[StatementProgress],
+    *,
+    progress_table: str,
+    direction: str = "up",
 ) -> None:
-    """Refuse (exit 2) when an earlier run left a statement whose outcome is unknown."""
-    by_name = {m.name: m for m in pending}
+    """Refuse (exit 2) when an earlier run left a statement whose outcome is unknown.
+
+    `pending` is what this run would run in `direction`; `progress_table` names the table in
+    the SQL the hint gives (schema-qualified, as the person will type it).
+    """
+    by_key = {progress_key(m.name, direction): m for m in pending}
     for row in progress:
-        migration = by_name.get(row.migration)
+        migration = by_key.get(row.migration)
         if migration is None or row.state != "started":
             continue
-        shown = _statement_label(migration, row.index)
+        shown = _statement_label(migration, row.index, direction)
+        where = f"WHERE name = {_sql_literal(row.migration)} AND statement_index = {row.index}"
+        command = "rollback" if direction == "down" else "apply"
         raise InDoubt(
             f"{migration.name}: an earlier run started {shown} outside a transaction and did "
             "not finish; it may or may not have taken effect",
             hint=(
                 "Check the database. If it took effect, mark it done; if not, clear it so it "
                 "runs again:\n"
-                f"  UPDATE hmig_progress SET state = 'done' WHERE name = "
-                f"{_sql_literal(migration.name)} AND statement_index = {row.index};\n"
-                f"  DELETE FROM hmig_progress WHERE name = {_sql_literal(migration.name)} "
-                f"AND statement_index = {row.index};\n"
-                "then run hmig apply again. An INVALID index left by CREATE INDEX "
+                f"  UPDATE {progress_table} SET state = 'done' {where};\n"
+                f"  DELETE FROM {progress_table} {where};\n"
+                f"then run hmig {command} again. An INVALID index left by CREATE INDEX "
                 "CONCURRENTLY must be dropped (DROP INDEX CONCURRENTLY) before it is retried."
             ),
         )
+
+
+def progress_key(name: str, direction: str) -> str:
+    """A migration's rows in `hmig_progress`: its up and down runs are kept apart."""
+    return name + "#down" if direction == "down" else name
 
 
 def apply(
@@ -578,9 +591,7 @@ class _Runner:
         return "rollback" if self.options.direction == "down" else "apply"
 
     def _progress_key(self, migration: MigrationFile) -> str:
-        """Up and down progress of one migration are kept apart in `hmig_progress`."""
-        suffix = "#down" if self.options.direction == "down" else ""
-        return migration.name + suffix
+        return progress_key(migration.name, self.options.direction)
 
     def _begin(self) -> None:
         self.session.begin(
@@ -656,7 +667,7 @@ class _Runner:
                 f"{told} The server ended hmig's session during that write, so its row may say "
                 f"`started`. When the server accepts connections again, run hmig "
                 f"{self._command} again. If it stops at statement {number}, clear that row "
-                f"(DELETE FROM hmig_progress WHERE name = "
+                f"(DELETE FROM {self.history.progress_table} WHERE name = "
                 f"{_sql_literal(self._progress_key(migration))} AND statement_index = {index}) "
                 "and run it again."
             )
@@ -676,15 +687,19 @@ class _Runner:
         """What to do when statement `index + 1` ran but recording it as done failed."""
         number = index + 1
         row = "may still say" if _session_ended(exc) else "still says"
+        then = (
+            "it records the migration without running any statement again"
+            if number == total
+            else f"it resumes after statement {number}"
+        )
         return (
             f"This migration runs outside a transaction ({rendered.reason}). "
-            f"{_statements_kept(number, total)}, but recording in "
-            f"hmig_progress that statement {number} finished failed: its row {row} "
-            "`started`, and a run that finds it so stops there, unsure whether it took effect. "
-            "It did: mark it done "
-            f"(UPDATE hmig_progress SET state = 'done' WHERE name = "
+            f"{_statements_kept(number, total)}, but recording in hmig_progress that "
+            f"statement {number} finished failed: its row {row} `started`, and a run that "
+            "finds it so stops there, unsure whether it took effect. It did: mark it done "
+            f"(UPDATE {self.history.progress_table} SET state = 'done' WHERE name = "
             f"{_sql_literal(self._progress_key(migration))} AND statement_index = {index}) "
-            f"and run hmig {self._command} again: it resumes after statement {number}."
+            f"and run hmig {self._command} again: {then}."
         )
 
     def _advice_unrecorded(self, rendered: Rendered, exc: StatementFailed, *, total: int) -> str:
@@ -876,8 +891,8 @@ def _sql_rendered(statements: tuple[Statement, ...], directive: bool) -> Rendere
     return Rendered(statements, transactional=reason is None, reason=reason)
 
 
-def _statement_label(migration: MigrationFile, index: int) -> str:
-    statements = migration.statements
+def _statement_label(migration: MigrationFile, index: int, direction: str) -> str:
+    statements = (migration.down_statements or ()) if direction == "down" else migration.statements
     if index < len(statements) and statements[index].line:
         first = statements[index].sql.splitlines()[0][:80]
         return f"statement {index + 1} (line {statements[index].line}: {first})"

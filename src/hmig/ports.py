@@ -55,6 +55,10 @@ class Session(Protocol):
 class HistoryWriter(Protocol):
     """Writes the history tables; every call runs in the session's current transaction."""
 
+    @property
+    def progress_table(self) -> str:
+        """`hmig_progress` as SQL a person runs by hand: schema-qualified, quoted as needed."""
+
     def record_applied(
         self, *, migration: MigrationFile, duration_ms: float, context: RunContext
     ) -> None:

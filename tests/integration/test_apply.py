@@ -374,13 +374,15 @@ CREATE INDEX CONCURRENTLY t_b ON t (id);
 """
 
 
-def _refuse_progress(project: Project, when: str, event: str = "INSERT") -> None:
+def _refuse_progress(
+    project: Project, when: str, event: str = "INSERT", table: str = "hmig_progress"
+) -> None:
     """A trigger on hmig_progress refusing the rows that match `when` (hmig's tables exist)."""
     assert project.database is not None
     project.database.execute(
         "CREATE FUNCTION refuse_progress() RETURNS trigger LANGUAGE plpgsql AS "
         "$$ BEGIN RAISE EXCEPTION 'progress is read-only today'; END $$;\n"
-        f"CREATE TRIGGER refuse_progress BEFORE {event} ON hmig_progress FOR EACH ROW "
+        f"CREATE TRIGGER refuse_progress BEFORE {event} ON {table} FOR EACH ROW "
         f"WHEN ({when}) EXECUTE FUNCTION refuse_progress()"
     )
 
@@ -422,11 +424,16 @@ def test_apply__progress_done_not_recorded__advice_marks_it_done_and_resumes(
     project: Project,
 ) -> None:
     # Statement 1 ran, but recording it as done fails: its row stays `started`. The report
-    # must say it ran, and the statement its advice gives must let the next run go on.
+    # must say it ran, and the statement its advice gives must let the next run go on, run as
+    # written from a session whose search_path does not hold the history's schema.
+    project.manifest(
+        "version: 1\nmigrations:\n  dir: migrations\n  schema: Ops\n"
+        "environments:\n  test:\n    database:\n      url_env: HMIG_TEST_URL\n"
+    )
     project.write("001_t.sql", "CREATE TABLE t (id int);")
     assert project.hmig("apply").code == 0
     project.write("002_idx.sql", _TWO_CONCURRENT_INDEXES)
-    _refuse_progress(project, "NEW.state = 'done'", event="UPDATE")
+    _refuse_progress(project, "NEW.state = 'done'", event="UPDATE", table='"Ops".hmig_progress')
     run = project.hmig("apply", "--json")
     assert run.code == 1, run.text
     failure = run.report()["failure"]
@@ -436,18 +443,18 @@ def test_apply__progress_done_not_recorded__advice_marks_it_done_and_resumes(
     assert "its row still says `started`" in failure["advice"]
     db = project.database
     assert db is not None
-    assert db.rows("SELECT statement_index, state FROM hmig_progress") == [(0, "started")]
+    assert db.rows('SELECT statement_index, state FROM "Ops".hmig_progress') == [(0, "started")]
     built = db.scalar("SELECT oid FROM pg_class WHERE relname = 't_a'")
     assert built is not None
-    db.execute("DROP TRIGGER refuse_progress ON hmig_progress")
+    db.execute('DROP TRIGGER refuse_progress ON "Ops".hmig_progress')
     # Left `started`, the statement is in doubt for the next run: it stops there (exit 2).
     assert project.hmig("apply").code == 2
     fix = failure["advice"].split("mark it done (", 1)[1].split(") and run", 1)[0]
-    assert fix.startswith("UPDATE hmig_progress SET state = 'done'")
+    assert fix.startswith("UPDATE \"Ops\".hmig_progress SET state = 'done'")
     db.execute(fix)
     again = project.hmig("apply")
     assert again.code == 0, again.text
-    assert db.history() == ["001_t", "002_idx"]
+    assert db.rows('SELECT name FROM "Ops".pgmigrations ORDER BY id') == [("001_t",), ("002_idx",)]
     assert db.scalar("SELECT oid FROM pg_class WHERE relname = 't_a'") == built  # not rebuilt
     assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 't_b'") == 1
 
@@ -466,7 +473,7 @@ def test_apply__statement_left_started__refuses_with_exact_account(project: Proj
     run = project.hmig("apply")
     assert run.code == 2, run.text
     assert "002_idx: an earlier run started statement 1 (line 1: CREATE INDEX" in run.text
-    assert "UPDATE hmig_progress SET state = 'done' WHERE name = '002_idx'" in run.text
+    assert "UPDATE \"public\".hmig_progress SET state = 'done' WHERE name = '002_idx'" in run.text
     assert db.history() == ["001_t"]
     assert "t_a" not in {r[0] for r in db.rows("SELECT indexname FROM pg_indexes")}
 

@@ -416,8 +416,8 @@ def _settle_in_doubt(project: Project, error: Mapping[str, Any]) -> str:
     assert match, error["message"]
     index = int(match.group(1)) - 1
     hint = error["hint"]
-    mark_done = _hint_line(hint, "UPDATE hmig_progress SET state = 'done'")
-    clear = _hint_line(hint, "DELETE FROM hmig_progress")
+    mark_done = _hint_line(hint, "UPDATE \"public\".hmig_progress SET state = 'done'")
+    clear = _hint_line(hint, 'DELETE FROM "public".hmig_progress')
     assert f"statement_index = {index};" in mark_done and f"statement_index = {index};" in clear
     assert "DROP INDEX CONCURRENTLY" in hint
     name = INDEX_OF_STATEMENT[index]

@@ -123,6 +123,39 @@ def test_rollback__failing_down__rolled_back_exit_1(three: Project) -> None:
     assert three.database.history() == ["001_a"]
 
 
+def test_rollback__down_statement_left_started__refused_until_settled(three: Project) -> None:
+    # What a rollback killed during `DROP INDEX CONCURRENTLY c_id` leaves behind. The next
+    # rollback must not send it again blindly: it stops (exit 2) and gives the SQL to settle it.
+    db = three.database
+    assert db is not None
+    db.execute(
+        "INSERT INTO hmig_progress (name, statement_index, statement_checksum, state) "
+        "VALUES ('003_c#down', 0, 'x', 'started')"
+    )
+    run = three.hmig("rollback", "--json")
+    assert run.code == 2, run.text
+    error = run.report()["error"]
+    assert error["message"].startswith(
+        "003_c: an earlier run started statement 1 (line 5: DROP INDEX CONCURRENTLY c_id)"
+    )
+    assert "then run hmig rollback again." in error["hint"]
+    assert db.history() == ["001_a", "002_b", "003_c"]
+    assert "c_id" in {r[0] for r in db.rows("SELECT indexname FROM pg_indexes")}
+    # The index is still there, so the drop did not take effect: clear the row, as told.
+    clear = next(
+        line.strip()
+        for line in error["hint"].splitlines()
+        if line.strip().startswith("DELETE FROM")
+    )
+    assert clear == (
+        "DELETE FROM \"public\".hmig_progress WHERE name = '003_c#down' AND statement_index = 0;"
+    )
+    db.execute(clear)
+    again = three.hmig("rollback")
+    assert again.code == 0, again.text
+    assert db.history() == ["001_a", "002_b"]
+
+
 def test_baseline__records_without_running_never_overwrites(project: Project) -> None:
     for name in ("001_a", "002_b", "003_c"):
         project.write(f"{name}.sql", f"CREATE TABLE t{name[-1]} (id int);")

@@ -55,6 +55,7 @@ def no_query(sql: str, params: Sequence[object] = ()) -> QueryResult:
 
 
 INDEXED = migration("002_index", PLAIN, CREATE_INDEX)
+TABLE = '"Ops".hmig_progress'  # a history schema that is not public, as the adapter names it
 
 
 # --- check_resumable --------------------------------------------------------------------------
@@ -62,7 +63,9 @@ INDEXED = migration("002_index", PLAIN, CREATE_INDEX)
 
 def test_check_resumable__started_row_of_a_pending_migration__raises_in_doubt() -> None:
     with pytest.raises(InDoubt) as caught:
-        execution.check_resumable([INDEXED], [progress("002_index", 1, "started")])
+        execution.check_resumable(
+            [INDEXED], [progress("002_index", 1, "started")], progress_table=TABLE
+        )
 
     error = caught.value
     assert error.exit_code is ExitCode.CANNOT
@@ -73,18 +76,21 @@ def test_check_resumable__started_row_of_a_pending_migration__raises_in_doubt() 
         "not have taken effect"
     )
     assert (
-        "  UPDATE hmig_progress SET state = 'done' WHERE name = '002_index' "
+        "  UPDATE \"Ops\".hmig_progress SET state = 'done' WHERE name = '002_index' "
         "AND statement_index = 1;\n"
     ) in error.hint
     assert (
-        "  DELETE FROM hmig_progress WHERE name = '002_index' AND statement_index = 1;\n"
+        "  DELETE FROM \"Ops\".hmig_progress WHERE name = '002_index' AND statement_index = 1;\n"
     ) in error.hint
+    assert "then run hmig apply again." in error.hint
     assert "DROP INDEX CONCURRENTLY" in error.hint
 
 
 def test_check_resumable__started_row_beyond_the_statements__names_the_statement_number() -> None:
     with pytest.raises(InDoubt) as caught:
-        execution.check_resumable([INDEXED], [progress("002_index", 7, "started")])
+        execution.check_resumable(
+            [INDEXED], [progress("002_index", 7, "started")], progress_table=TABLE
+        )
 
     assert caught.value.message.startswith(
         "002_index: an earlier run started statement 8 outside a transaction"
@@ -101,7 +107,7 @@ def test_check_resumable__first_started_row__is_the_one_reported() -> None:
     ]
 
     with pytest.raises(InDoubt) as caught:
-        execution.check_resumable([INDEXED, other], rows)
+        execution.check_resumable([INDEXED, other], rows, progress_table=TABLE)
 
     assert caught.value.message.startswith("003_other: an earlier run started statement 1 ")
 
@@ -114,13 +120,37 @@ def test_check_resumable__first_started_row__is_the_one_reported() -> None:
         [progress("002_index", 1, "failed")],
         [progress("002_index", 0, "done"), progress("002_index", 1, "failed")],
         [progress("001_applied_elsewhere", 0, "started")],
+        [progress("002_index#down", 0, "started")],
     ],
-    ids=["none", "done", "failed", "done-then-failed", "other-migration"],
+    ids=["none", "done", "failed", "done-then-failed", "other-migration", "its-rollback"],
 )
 def test_check_resumable__no_started_row_of_a_pending_migration__does_nothing(
     rows: list[StatementProgress],
 ) -> None:
-    execution.check_resumable([INDEXED], rows)
+    execution.check_resumable([INDEXED], rows, progress_table=TABLE)
+
+
+def test_check_resumable__rollback__reads_and_names_the_down_rows() -> None:
+    # A rollback's progress rows are `NAME#down`; its up rows are another run's business.
+    rows = [progress("002_index", 1, "started"), progress("002_index#down", 0, "started")]
+
+    with pytest.raises(InDoubt) as caught:
+        execution.check_resumable([INDEXED], rows, progress_table=TABLE, direction="down")
+
+    assert caught.value.message.startswith("002_index: an earlier run started statement 1 ")
+    assert "WHERE name = '002_index#down' AND statement_index = 0;\n" in caught.value.hint
+    assert "then run hmig rollback again." in caught.value.hint
+
+
+def test_check_resumable__quote_in_the_name__is_a_valid_literal() -> None:
+    quoted = migration("004_o'brien", PLAIN)
+
+    with pytest.raises(InDoubt) as caught:
+        execution.check_resumable(
+            [quoted], [progress("004_o'brien", 0, "started")], progress_table=TABLE
+        )
+
+    assert "WHERE name = '004_o''brien' AND statement_index = 0;" in caught.value.hint
 
 
 # --- refuse_non_transactional -----------------------------------------------------------------

@@ -300,7 +300,7 @@ def _check(
     history = read_history(session, tables)
     plan_ = project.plan(history, target=invocation.target)
     planning.check_runnable(plan_.to_run)
-    execution.check_resumable(plan_.to_run, history.progress)
+    execution.check_resumable(plan_.to_run, history.progress, progress_table=tables.progress_table)
     found = _drift(project, settings, console, session, history)
     if found is None or not found.failed:
         planning.check_order(plan_, strict=project.environment.strict_order)

@@ -74,6 +74,9 @@ def rollback(invocation: Invocation, settings: Settings, console: Console) -> Re
                 to=invocation.to,
                 renamed=project.manifest.migrations.renamed,
             )
+            execution.check_resumable(
+                targets, history.progress, progress_table=tables.progress_table, direction="down"
+            )
             needs_js = any(m.kind is Kind.JS for m in targets)
             with optional_bridge(project, settings, needed=needs_js) as bridge:
                 downs = _render_downs(session, bridge, targets)

@@ -41,6 +41,11 @@ class HistoryTables:
         # `migrations.renamed`: a row under an old name is the new name's row.
         self._renamed = dict(renamed or {})
 
+    @property
+    def progress_table(self) -> str:
+        """`hmig_progress` as SQL a person runs by hand, in advice: schema-qualified."""
+        return f"{sql.Identifier(self._schema).as_string()}.hmig_progress"
+
     def _q(self, name: str) -> sql.SQL:
         return query(name, schema=self._schema, table=self._table)
 
