@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from hmig import locks
@@ -182,6 +182,24 @@ def check_order(plan_: Plan, *, strict: bool) -> None:
 
 
 # --- internals --------------------------------------------------------------------------------
+
+
+def without(
+    history: History,
+    *,
+    reverted: Collection[str],
+    files: Sequence[MigrationFile],
+    renamed: Mapping[str, str] | None = None,
+) -> History:
+    """`history` less the rows of the `reverted` migrations: what a rollback left.
+
+    For the report of a rollback whose session the server ended, when the history cannot be
+    read again; the rows of migrations not reverted stay as they were.
+    """
+    names = {f.name for f in files}
+    gone = set(reverted)
+    kept = tuple(r for r in history.applied if _resolve_row(r.name, names, renamed) not in gone)
+    return replace(history, applied=kept)
 
 
 def _resolve_row(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
 from tests.conftest import Project
@@ -154,6 +157,47 @@ def test_rollback__down_statement_left_started__refused_until_settled(three: Pro
     again = three.hmig("rollback")
     assert again.code == 0, again.text
     assert db.history() == ["001_a", "002_b"]
+
+
+def test_rollback__server_ends_the_session__report_kept_with_what_was_reverted(
+    project: Project,
+) -> None:
+    # The history cannot be read again after the server ended the session: the report must
+    # still come, built from what the run itself reverted.
+    project.write(
+        "001_a.sql",
+        "-- Up Migration\nCREATE TABLE a ();\n-- Down Migration\n"
+        "SELECT pg_sleep(60);\nDROP TABLE a;\n",
+    )
+    project.write(
+        "002_b.sql", "-- Up Migration\nCREATE TABLE b ();\n-- Down Migration\nDROP TABLE b;\n"
+    )
+    assert project.hmig("apply").code == 0
+    db = project.database
+    assert db is not None
+    process = project.popen("rollback", "--count", "2", "--json")
+    try:
+        pid = None
+        deadline = time.monotonic() + 60
+        while pid is None and time.monotonic() < deadline:
+            pid = db.scalar(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'hmig' "
+                "AND datname = current_database() AND query LIKE '%pg_sleep(60)%'"
+            )
+            time.sleep(0.05)
+        assert pid is not None, "the down migration never started"
+        assert db.scalar("SELECT pg_terminate_backend(%s)", pid) is True
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 1, out + err
+    assert "Traceback" not in err
+    report = json.loads(out)
+    assert [r["name"] for r in report["ran"]] == ["002_b"]
+    assert report["failure"]["migration"] == "001_a"
+    assert "The server ended hmig's session" in report["failure"]["advice"]
+    assert [r["name"] for r in report["applied"]] == ["001_a"]
+    assert db.history() == ["001_a"]
 
 
 def test_baseline__records_without_running_never_overwrites(project: Project) -> None:

@@ -343,3 +343,16 @@ def test_check_runnable__broken_files__raises_naming_every_one() -> None:
 def test_check_runnable__no_problems__does_not_raise() -> None:
     planning.check_runnable(files("001_a", "002_b"))
     planning.check_runnable([])
+
+
+def test_without__reverted_migrations__lose_their_rows_legacy_and_renamed_ones_too() -> None:
+    # What a rollback left, when the session ended and the history cannot be read again.
+    before = history("001_a", "002_b.up", "old_c", "unknown_row")
+    after = planning.without(
+        before,
+        reverted=["002_b", "003_c"],
+        files=files("001_a", "002_b", "003_c"),
+        renamed={"old_c": "003_c"},
+    )
+    assert [row.name for row in after.applied] == ["001_a", "unknown_row"]
+    assert after.applied[0] is before.applied[0]

@@ -109,7 +109,18 @@ def rollback(invocation: Invocation, settings: Settings, console: Console) -> Re
                     sleep=time.sleep,
                     jitter=random.random,
                 )
-            after = read_history(session, tables)
+            # A session the server ended mid-run cannot read the history again: the run's own
+            # report says which rows it deleted.
+            after = (
+                read_history(session, tables)
+                if session.usable()
+                else planning.without(
+                    history,
+                    reverted=[r.name for r in run.ran],
+                    files=project.files,
+                    renamed=project.manifest.migrations.renamed,
+                )
+            )
         left = project.plan(after)
         for text in _result_lines(run):
             console.line(text)
