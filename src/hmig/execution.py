@@ -141,7 +141,7 @@ def check_resumable(
         if migration is None or row.state != "started":
             continue
         shown = _statement_label(migration, row.index, direction)
-        where = f"WHERE name = {_sql_literal(row.migration)} AND statement_index = {row.index}"
+        where = _row_filter(row.migration, row.index)
         command = "rollback" if direction == "down" else "apply"
         raise InDoubt(
             f"{migration.name}: an earlier run started {shown} outside a transaction and did "
@@ -667,9 +667,8 @@ class _Runner:
                 f"{told} The server ended hmig's session during that write, so its row may say "
                 f"`started`. When the server accepts connections again, run hmig "
                 f"{self._command} again. If it stops at statement {number}, clear that row "
-                f"(DELETE FROM {self.history.progress_table} WHERE name = "
-                f"{_sql_literal(self._progress_key(migration))} AND statement_index = {index}) "
-                "and run it again."
+                f"(DELETE FROM {self.history.progress_table} "
+                f"{_row_filter(self._progress_key(migration), index)}) and run it again."
             )
         return (
             f"{told} Fix the cause and run hmig {self._command} again: it resumes at "
@@ -697,9 +696,9 @@ class _Runner:
             f"{_statements_kept(number, total)}, but recording in hmig_progress that "
             f"statement {number} finished failed: its row {row} `started`, and a run that "
             "finds it so stops there, unsure whether it took effect. It did: mark it done "
-            f"(UPDATE {self.history.progress_table} SET state = 'done' WHERE name = "
-            f"{_sql_literal(self._progress_key(migration))} AND statement_index = {index}) "
-            f"and run hmig {self._command} again: {then}."
+            f"(UPDATE {self.history.progress_table} SET state = 'done' "
+            f"{_row_filter(self._progress_key(migration), index)}) and run hmig "
+            f"{self._command} again: {then}."
         )
 
     def _advice_unrecorded(self, rendered: Rendered, exc: StatementFailed, *, total: int) -> str:
@@ -814,9 +813,10 @@ def _statements_kept(count: int, total: int) -> str:
     return f"Statements 1 to {count} of {total} ran and stay applied"
 
 
-def _sql_literal(text: str) -> str:
-    """`text` as a SQL string literal, for statements the advice asks a person to run."""
-    return "'" + text.replace("'", "''") + "'"
+def _row_filter(key: str, index: int) -> str:
+    """The WHERE clause of one `hmig_progress` row, in SQL the advice asks a person to run."""
+    literal = "'" + key.replace("'", "''") + "'"
+    return f"WHERE name = {literal} AND statement_index = {index}"
 
 
 def _session_ended(exc: BaseException) -> bool:
