@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import jsonschema
 import pytest
 
@@ -417,6 +420,52 @@ def test_apply__progress_start_not_recorded__statement_not_sent_rerun_resumes(
     assert again.code == 0, again.text
     assert db.history() == ["001_t", "002_idx"]
     assert db.scalar("SELECT oid FROM pg_class WHERE relname = 't_a'") == built  # not rebuilt
+    assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 't_b'") == 1
+
+
+def test_apply__session_ended_while_recording_a_start__says_statement_was_not_sent(
+    project: Project,
+) -> None:
+    # The server ends hmig's session while it records that statement 2 starts (a trigger
+    # holds that write until the test terminates the backend).
+    project.write("001_t.sql", "CREATE TABLE t (id int);")
+    assert project.hmig("apply").code == 0
+    project.write("002_idx.sql", _TWO_CONCURRENT_INDEXES)
+    db = project.database
+    assert db is not None
+    db.execute(
+        "CREATE FUNCTION hold_progress() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(60); RETURN NEW; END $$;\n"
+        "CREATE TRIGGER hold_progress BEFORE INSERT ON hmig_progress FOR EACH ROW "
+        "WHEN (NEW.statement_index = 1) EXECUTE FUNCTION hold_progress()"
+    )
+    process = project.popen("apply", "--json")
+    try:
+        pid = None
+        deadline = time.monotonic() + 60
+        while pid is None and time.monotonic() < deadline:
+            pid = db.scalar(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'hmig' "
+                "AND datname = current_database() AND wait_event = 'PgSleep'"
+            )
+            time.sleep(0.05)
+        assert pid is not None, "hmig never recorded statement 2's start"
+        assert db.scalar("SELECT pg_terminate_backend(%s)", pid) is True
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 1, out + err
+    assert "Traceback" not in err
+    failure = json.loads(out)["failure"]
+    assert failure["sqlstate"] == "57P01"
+    assert (failure["statements_done"], failure["statements_total"]) == (1, 2)
+    assert "so hmig did not send it: it has not run" in failure["advice"]
+    assert "The server ended hmig's session during that write" in failure["advice"]
+    assert "WHERE name = '002_idx' AND statement_index = 1" in failure["advice"]
+    assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 't_b'") == 0
+    db.execute("DROP TRIGGER hold_progress ON hmig_progress")
+    again = project.hmig("apply")
+    assert again.code == 0, again.text
     assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 't_b'") == 1
 
 
