@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -101,6 +102,20 @@ class Database:
         with self.connect() as conn:
             row = conn.execute(query.encode(), params or None).fetchone()
             return row[0] if row else None
+
+    def hmig_backend(self, condition: str, *params: object, timeout: float = 60) -> int:
+        """The pid of hmig's active backend here, once `condition` on pg_stat_activity holds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid = self.scalar(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'hmig' "
+                f"AND datname = current_database() AND state = 'active' AND ({condition})",
+                *params,
+            )
+            if pid:
+                return int(pid)
+            time.sleep(0.05)
+        raise AssertionError(f"hmig's backend never matched {condition} {params}")
 
     def execute(self, query: str, *params: object) -> None:
         with self.connect() as conn:

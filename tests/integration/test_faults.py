@@ -650,21 +650,12 @@ def _backend(db: Database, query_like: str, *, waiting: bool = False) -> int:
 
     A transaction's first statement goes out behind its `BEGIN; SET LOCAL …; `.
     """
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        pid = db.scalar(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'hmig' "
-            "AND datname = current_database() AND state = 'active' "
-            "AND (query LIKE %s OR query LIKE '%%; ' || %s) "
-            "AND (NOT %s OR wait_event_type = 'Lock')",
-            query_like,
-            query_like,
-            waiting,
-        )
-        if pid:
-            return int(pid)
-        time.sleep(0.05)
-    raise AssertionError(f"hmig never ran {query_like!r}")
+    return db.hmig_backend(
+        "(query LIKE %s OR query LIKE '%%; ' || %s) AND (NOT %s OR wait_event_type = 'Lock')",
+        query_like,
+        query_like,
+        waiting,
+    )
 
 
 def _held(name: str) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -177,15 +176,7 @@ def test_rollback__server_ends_the_session__report_kept_with_what_was_reverted(
     assert db is not None
     process = project.popen("rollback", "--count", "2", "--json")
     try:
-        pid = None
-        deadline = time.monotonic() + 60
-        while pid is None and time.monotonic() < deadline:
-            pid = db.scalar(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = 'hmig' "
-                "AND datname = current_database() AND query LIKE '%pg_sleep(60)%'"
-            )
-            time.sleep(0.05)
-        assert pid is not None, "the down migration never started"
+        pid = db.hmig_backend("query LIKE %s", "%pg_sleep(60)%")
         assert db.scalar("SELECT pg_terminate_backend(%s)", pid) is True
         out, err = process.communicate(timeout=60)
     finally:
