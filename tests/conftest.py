@@ -225,6 +225,19 @@ class Project:
         )
         return Run(completed.returncode, completed.stdout, completed.stderr)
 
+    def run_terminated(self, *args: str, when: str, params: tuple[object, ...] = ()) -> Run:
+        """Run hmig and end its backend from the server (pg_terminate_backend) once `when`
+        (a condition on pg_stat_activity) holds; the process then finishes on its own."""
+        assert self.database is not None
+        process = self.popen(*args)
+        try:
+            pid = self.database.hmig_backend(when, *params)
+            assert self.database.scalar("SELECT pg_terminate_backend(%s)", pid) is True
+            out, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        return Run(process.returncode, out, err)
+
     def popen(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [str(HMIG), *args],

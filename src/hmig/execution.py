@@ -142,7 +142,7 @@ def check_resumable(
             continue
         shown = _statement_label(migration, row.index, direction)
         where = _row_filter(row.migration, row.index)
-        command = "rollback" if direction == "down" else "apply"
+        command = _command(direction)
         raise InDoubt(
             f"{migration.name}: an earlier run started {shown} outside a transaction and did "
             "not finish; it may or may not have taken effect",
@@ -155,6 +155,11 @@ def check_resumable(
                 "CONCURRENTLY must be dropped (DROP INDEX CONCURRENTLY) before it is retried."
             ),
         )
+
+
+def _command(direction: str) -> str:
+    """The hmig command that runs migrations in `direction`, as advice names it."""
+    return "rollback" if direction == "down" else "apply"
 
 
 def progress_key(name: str, direction: str) -> str:
@@ -588,7 +593,7 @@ class _Runner:
 
     @property
     def _command(self) -> str:
-        return "rollback" if self.options.direction == "down" else "apply"
+        return _command(self.options.direction)
 
     def _progress_key(self, migration: MigrationFile) -> str:
         return progress_key(migration.name, self.options.direction)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import jsonschema
 import pytest
 
@@ -438,16 +436,10 @@ def test_apply__session_ended_while_recording_a_start__says_statement_was_not_se
         "CREATE TRIGGER hold_progress BEFORE INSERT ON hmig_progress FOR EACH ROW "
         "WHEN (NEW.statement_index = 1) EXECUTE FUNCTION hold_progress()"
     )
-    process = project.popen("apply", "--json")
-    try:
-        pid = db.hmig_backend("wait_event = 'PgSleep'")  # held in the trigger
-        assert db.scalar("SELECT pg_terminate_backend(%s)", pid) is True
-        out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 1, out + err
-    assert "Traceback" not in err
-    failure = json.loads(out)["failure"]
+    run = project.run_terminated("apply", "--json", when="wait_event = 'PgSleep'")  # the trigger
+    assert run.code == 1, run.text
+    assert "Traceback" not in run.err
+    failure = run.report()["failure"]
     assert failure["sqlstate"] == "57P01"
     assert (failure["statements_done"], failure["statements_total"]) == (1, 2)
     assert "so hmig did not send it: it has not run" in failure["advice"]

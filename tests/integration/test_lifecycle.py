@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.conftest import Project
@@ -174,16 +172,12 @@ def test_rollback__server_ends_the_session__report_kept_with_what_was_reverted(
     assert project.hmig("apply").code == 0
     db = project.database
     assert db is not None
-    process = project.popen("rollback", "--count", "2", "--json")
-    try:
-        pid = db.hmig_backend("query LIKE %s", "%pg_sleep(60)%")
-        assert db.scalar("SELECT pg_terminate_backend(%s)", pid) is True
-        out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 1, out + err
-    assert "Traceback" not in err
-    report = json.loads(out)
+    run = project.run_terminated(
+        "rollback", "--count", "2", "--json", when="query LIKE %s", params=("%pg_sleep(60)%",)
+    )
+    assert run.code == 1, run.text
+    assert "Traceback" not in run.err
+    report = run.report()
     assert [r["name"] for r in report["ran"]] == ["002_b"]
     assert report["failure"]["migration"] == "001_a"
     assert "The server ended hmig's session" in report["failure"]["advice"]
