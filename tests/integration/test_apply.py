@@ -387,6 +387,18 @@ def _refuse_progress(
     )
 
 
+def _hold_progress(project: Project, when: str, event: str = "INSERT") -> None:
+    """A trigger holding (pg_sleep) the hmig_progress writes that match `when`, so a test can
+    end hmig's session in the middle of one (`Project.run_terminated`)."""
+    assert project.database is not None
+    project.database.execute(
+        "CREATE FUNCTION hold_progress() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(60); RETURN NEW; END $$;\n"
+        f"CREATE TRIGGER hold_progress BEFORE {event} ON hmig_progress FOR EACH ROW "
+        f"WHEN ({when}) EXECUTE FUNCTION hold_progress()"
+    )
+
+
 def test_apply__progress_start_not_recorded__statement_not_sent_rerun_resumes(
     project: Project,
 ) -> None:
@@ -428,14 +440,7 @@ def test_apply__session_ended_while_recording_a_start__says_statement_was_not_se
     project.write("001_t.sql", "CREATE TABLE t (id int);")
     assert project.hmig("apply").code == 0
     project.write("002_idx.sql", _TWO_CONCURRENT_INDEXES)
-    db = project.database
-    assert db is not None
-    db.execute(
-        "CREATE FUNCTION hold_progress() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN PERFORM pg_sleep(60); RETURN NEW; END $$;\n"
-        "CREATE TRIGGER hold_progress BEFORE INSERT ON hmig_progress FOR EACH ROW "
-        "WHEN (NEW.statement_index = 1) EXECUTE FUNCTION hold_progress()"
-    )
+    _hold_progress(project, "NEW.statement_index = 1")
     run = project.run_terminated("apply", "--json", when="wait_event = 'PgSleep'")  # the trigger
     assert run.code == 1, run.text
     assert "Traceback" not in run.err
@@ -445,10 +450,46 @@ def test_apply__session_ended_while_recording_a_start__says_statement_was_not_se
     assert "so hmig did not send it: it has not run" in failure["advice"]
     assert "The server ended hmig's session during that write" in failure["advice"]
     assert "WHERE name = '002_idx' AND statement_index = 1" in failure["advice"]
+    db = project.database
+    assert db is not None
     assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 't_b'") == 0
     db.execute("DROP TRIGGER hold_progress ON hmig_progress")
     again = project.hmig("apply")
     assert again.code == 0, again.text
+    assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 't_b'") == 1
+
+
+def test_apply__session_ended_while_marking_a_statement_done__says_it_ran(
+    project: Project,
+) -> None:
+    # The server ends hmig's session while it records that statement 1 finished (a trigger
+    # holds that write). The statement ran; whether its row says so is unknown, so the report
+    # must say it ran, that the row may still say `started`, and how to settle it.
+    project.write("001_t.sql", "CREATE TABLE t (id int);")
+    assert project.hmig("apply").code == 0
+    project.write("002_idx.sql", _TWO_CONCURRENT_INDEXES)
+    _hold_progress(project, "NEW.state = 'done' AND NEW.statement_index = 0", event="UPDATE")
+    run = project.run_terminated("apply", "--json", when="wait_event = 'PgSleep'")  # the trigger
+    assert run.code == 1, run.text
+    assert "Traceback" not in run.err
+    failure = run.report()["failure"]
+    assert failure["sqlstate"] == "57P01"
+    assert (failure["statements_done"], failure["statements_total"]) == (1, 2)
+    assert "Statement 1 of 2 ran and stays applied" in failure["advice"]
+    assert "its row may still say `started`" in failure["advice"]
+    db = project.database
+    assert db is not None
+    assert db.rows("SELECT statement_index, state FROM hmig_progress") == [(0, "started")]
+    built = db.scalar("SELECT oid FROM pg_class WHERE relname = 't_a'")
+    assert built is not None
+    assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 't_b'") == 0
+    db.execute("DROP TRIGGER hold_progress ON hmig_progress")
+    assert project.hmig("apply").code == 2  # in doubt, the next run stops at statement 1
+    db.execute(failure["advice"].split("mark it done (", 1)[1].split(") and run", 1)[0])
+    again = project.hmig("apply")
+    assert again.code == 0, again.text
+    assert db.history() == ["001_t", "002_idx"]
+    assert db.scalar("SELECT oid FROM pg_class WHERE relname = 't_a'") == built  # not rebuilt
     assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 't_b'") == 1
 
 
