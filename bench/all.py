@@ -419,12 +419,20 @@ def measure_apply(ctx: Context) -> Section:
         top = figures.get(r.numerator) or Figure(r.numerator)
         bottom = figures.get(r.denominator) or Figure(r.denominator)
         target = None
-        if r.requested:
+        if not r.context:
             value = ratio(top, bottom)[0]
             target = Target("apply", r.label, value, r.target, "x", strict=r.comparison == "<")
             section.targets.append(target)
         rows.append((r.label, top, bottom, target))
     section.lines += ratio_table(rows)
+    section.lines += [
+        "",
+        *(
+            f"`{r.label}` is shown as context, not judged: {r.context}."
+            for r in apply_bench.RATIOS
+            if r.context
+        ),
+    ]
     if ctx.tools.npm_bin is None:
         section.gaps.append(f"node-pg-migrate skipped: {ctx.tools.npm_skip_reason}")
     if ctx.tools.dbmate is None:
