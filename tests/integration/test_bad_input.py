@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from tests.conftest import Project
 
@@ -114,6 +115,25 @@ def test_cannot_connect__exit_2_names_target_not_password(project: Project) -> N
     assert run.code == 2
     assert "cannot connect to someone@127.0.0.1:1/nowhere" in run.text
     assert "Very-Secret-9" not in run.text
+
+
+def test_target__host_and_port_left_to_libpq__named_as_reached(project: Project) -> None:
+    # A URL without host and port connects through PGHOST and PGPORT: the line that names the
+    # target, and the report, must show where the connection really went, not a guess.
+    assert project.database is not None
+    params = conninfo_to_dict(project.database.url)
+    with project.database.connect() as conn:
+        host, port = conn.info.host, str(conn.info.port)
+    user = f"?user={params['user']}" if params.get("user") else ""
+    password = {"PGPASSWORD": str(params["password"])} if params.get("password") else {}
+    url = f"postgresql:///{project.database.name}{user}"
+    run = project.hmig(
+        "status", "--json", env={"HMIG_TEST_URL": url, "PGHOST": host, "PGPORT": port, **password}
+    )
+    assert run.code == 0, run.text
+    database = run.report()["database"]
+    assert (database["host"], database["port"]) == (host, int(port))
+    assert f"@{host}:{port}/{project.database.name}" in run.err
 
 
 def test_schema_command__prints_manifest_schema(offline_project: Project) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -138,12 +138,12 @@ def connect(
     spec = environment.database
     if spec is not None and spec.embedded:
         conninfo = embedded.start(project.manifest.base_dir, database=spec.embedded_name)
-        target = postgres.describe(conninfo)
-        target = Target(host="embedded", port=None, database=target.database, user=target.user)
     else:
         conninfo = conninfo_for(environment, settings)
-        target = postgres.describe(conninfo)
-    session = postgres.connect(conninfo, target=target)
+    session = postgres.connect(conninfo, target=postgres.describe(conninfo))
+    if spec is not None and spec.embedded:
+        # Its socket and port change from run to run; the project's .hmig/ is its identity.
+        session.target = replace(session.target, host="embedded", port=None)
     try:
         console.line(reporting.header(invocation.command, environment.name, session.target))
         if check:

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg.pq.abc import PGresult
 
@@ -41,7 +41,11 @@ _LOCK_POLL_S = 0.2  # how often a run waiting for the migration lock tries again
 
 
 def describe(conninfo: str) -> Target:
-    """The target named by a connection string, without its password."""
+    """The target named by a connection string, without its password.
+
+    Before connecting, libpq's defaults (PGHOST, PGPORT, …) fill in what the string leaves out;
+    `connect` then names the host and port the connection really reached.
+    """
     try:
         params = pg_conninfo.conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError as exc:
@@ -49,9 +53,14 @@ def describe(conninfo: str) -> Target:
             "the database URL cannot be parsed",
             hint="Use postgresql://user@host:port/database (password in PGPASSWORD or the URL).",
         ) from exc
-    port = params.get("port")
+    defaults = {
+        option.keyword.decode(): option.val.decode()
+        for option in pq.Conninfo.get_defaults()
+        if option.val is not None
+    }
+    port = params.get("port") or defaults.get("port")
     return Target(
-        host=str(params.get("host") or "localhost"),
+        host=str(params.get("host") or defaults.get("host") or "localhost"),
         port=int(port) if port and str(port).isdigit() else None,
         database=str(params.get("dbname") or params.get("user") or ""),
         user=str(params["user"]) if params.get("user") else None,
@@ -331,8 +340,8 @@ def connect(conninfo: str, *, target: Target, connect_timeout_s: int = 10) -> Pg
     return PgSession(
         conn,
         Target(
-            host=target.host,
-            port=target.port,
+            host=conn.info.host,
+            port=int(conn.info.port),
             database=conn.info.dbname,
             user=conn.info.user,
             server_version=session.server_version(),
