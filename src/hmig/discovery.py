@@ -55,6 +55,15 @@ def load_manifest(path: Path) -> Manifest:
         resolved_dir=resolved,
         repository=repository is not None,
     )
+    if not resolved.is_dir():
+        raise manifest_module.key_error(
+            manifest,
+            text=text,
+            key=("migrations", "dir"),
+            message=f"migrations folder {_display(manifest.migrations.dir, manifest.base_dir)} "
+            "does not exist",
+            hint="migrations.dir is relative to the manifest's folder.",
+        )
     return manifest
 
 
@@ -85,22 +94,14 @@ def checksum(text: str) -> str:
 
 
 def discover(config: MigrationsConfig, *, base_dir: Path) -> tuple[MigrationFile, ...]:
-    """Every migration in `config.dir`, in no particular order.
+    """Every migration in `config.dir` (`load_manifest` checked it exists), in no particular order.
 
     Not recursive; dotfiles, sub-folders and files that are not `.sql` or JavaScript/TypeScript
     (`.js .cjs .mjs .ts .cts .mts`; a README.md, say) are ignored, unlike node-pg-migrate, which
     tries to run them. A symbolic link is followed only when it stays in the folder.
     """
-    folder = config.dir
-    if not folder.is_dir():
-        raise ManifestError(
-            f"migrations folder {_display(folder, base_dir)} does not exist",
-            file="hmig.yml",
-            key="migrations.dir",
-            hint="migrations.dir is relative to the manifest's folder.",
-        )
     base = base_dir.resolve()
-    candidates = _files(folder, base_dir=base)
+    candidates = _files(config.dir, base_dir=base)
     groups: dict[str, list[Path]] = defaultdict(list)
     for path in candidates:
         groups[_migration_name(path)].append(path)

@@ -146,15 +146,31 @@ def check_contained(
     if resolved_dir.is_relative_to(root):
         return
     where = "the repository" if repository else "the manifest's folder (no git repository)"
-    display = manifest.path.name
-    node = _compose(text, display)
-    raise ManifestError(
-        f"{resolved_dir} is outside {where} {root}",
-        file=display,
-        line=_line_of(node, ["migrations", "dir"]),
-        key="migrations.dir",
+    raise key_error(
+        manifest,
+        text=text,
+        key=("migrations", "dir"),
+        message=f"{resolved_dir} is outside {where} {root}",
         hint="Keep the migrations in the repository: a relative path (`..` is fine while it "
         "stays inside) and no symbolic link leading out of it.",
+    )
+
+
+def key_error(
+    manifest: Manifest, *, text: str, key: Sequence[str], message: str, hint: str = ""
+) -> ManifestError:
+    """An error about the value at `key` in the manifest, naming its file, line and key path.
+
+    For checks made after parsing (the caller looked at the filesystem): `text` is the
+    manifest's own text, read again for the line.
+    """
+    display = manifest.path.name
+    return ManifestError(
+        message,
+        file=display,
+        line=_line_of(_compose(text, display), list(key)),
+        key=".".join(key),
+        hint=hint,
     )
 
 

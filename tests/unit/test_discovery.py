@@ -346,24 +346,33 @@ def test_discover__concurrent_index__gives_the_migration_a_no_transaction_reason
 # --- errors -----------------------------------------------------------------------------------
 
 
-def test_discover__missing_folder__raises_manifest_error_naming_migrations_dir(
+def _manifest_with_dir(root: Path, folder: str) -> Path:
+    path = root / "deploy.yml"
+    path.write_text(
+        f"version: 1\nmigrations:\n  dir: {folder}\nenvironments:\n  test: {{}}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_load_manifest__missing_folder__names_the_manifest_its_line_and_key(
     tmp_path: Path,
 ) -> None:
     with pytest.raises(ManifestError) as caught:
-        discovery.discover(config(tmp_path / "db" / "migrations"), base_dir=tmp_path)
+        discovery.load_manifest(_manifest_with_dir(tmp_path, "db/migrations"))
 
-    assert caught.value.key == "migrations.dir"
+    assert (caught.value.file, caught.value.line) == ("deploy.yml", 3)
     assert caught.value.message == (
-        "hmig.yml: migrations.dir: migrations folder db/migrations does not exist"
+        "deploy.yml:3: migrations.dir: migrations folder db/migrations does not exist"
     )
     assert "relative to the manifest" in caught.value.hint
 
 
-def test_discover__folder_is_a_file__raises_manifest_error(tmp_path: Path) -> None:
+def test_load_manifest__folder_is_a_file__raises_manifest_error(tmp_path: Path) -> None:
     (tmp_path / "migrations").write_text("not a folder\n", encoding="utf-8")
 
     with pytest.raises(ManifestError) as caught:
-        discovery.discover(config(tmp_path / "migrations"), base_dir=tmp_path)
+        discovery.load_manifest(_manifest_with_dir(tmp_path, "migrations"))
 
     assert caught.value.key == "migrations.dir"
 

@@ -271,11 +271,6 @@ def new(invocation: Invocation, settings: Settings, console: Console) -> Result:
     """Create `{Date.now()}_{description}.{sql|js}` from a template; print its path alone."""
     manifest = discovery.load_manifest(invocation.manifest_path)
     folder = manifest.migrations.dir
-    if not folder.is_dir():
-        raise Refused(
-            f"migrations folder {folder} does not exist",
-            hint="Create it, or correct migrations.dir in the manifest.",
-        )
     description = invocation.description or ""
     try:
         name = new_migration.file_name(
