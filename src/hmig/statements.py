@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pglast
 from pglast import ast
-from pglast.enums import AlterTableType
+from pglast.enums import AlterTableType, ReindexObjectType
 from pglast.visitors import Visitor
 
 from hmig.model import Problem, Statement
@@ -242,8 +242,8 @@ _DETACH_CONCURRENTLY = "ALTER TABLE … DETACH PARTITION … CONCURRENTLY"
 # enum check can flag
 # contains one of these words; others need no parse tree.
 _MAYBE_SPECIAL = re.compile(
-    r"\b(concurrently|vacuum|database|system|tablespace|subscription|value|begin|start|commit"
-    r"|rollback|end|abort|prepare|copy)\b",
+    r"\b(concurrently|vacuum|reindex|cluster|database|system|tablespace|subscription|value|begin"
+    r"|start|commit|rollback|end|abort|prepare|copy)\b",
     re.IGNORECASE,
 )
 
@@ -390,6 +390,14 @@ class _Lines:
         return index + 1, offset - self._starts[index] + 1
 
 
+# REINDEX of more than one table commits as it goes (PostgreSQL 12+: ReindexMultipleTables).
+_REINDEX_MANY = {
+    ReindexObjectType.REINDEX_OBJECT_SCHEMA: "REINDEX SCHEMA",
+    ReindexObjectType.REINDEX_OBJECT_SYSTEM: "REINDEX SYSTEM",
+    ReindexObjectType.REINDEX_OBJECT_DATABASE: "REINDEX DATABASE",
+}
+
+
 def _no_transaction(node: ast.Node) -> str | None:
     """Why PostgreSQL refuses this statement inside a transaction block, or None.
 
@@ -404,6 +412,10 @@ def _no_transaction(node: ast.Node) -> str | None:
         getattr(p, "defname", None) == "concurrently" for p in node.params or ()
     ):
         return "REINDEX CONCURRENTLY"
+    if isinstance(node, ast.ReindexStmt) and node.kind in _REINDEX_MANY:
+        return _REINDEX_MANY[node.kind]
+    if isinstance(node, ast.ClusterStmt) and node.relation is None:
+        return "CLUSTER without a table"
     if isinstance(node, ast.VacuumStmt):
         return "VACUUM" if node.is_vacuumcmd else None
     if isinstance(node, ast.AlterTableStmt):
