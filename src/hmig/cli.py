@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import gc
 import json
 import signal
@@ -126,17 +127,18 @@ def execute(
 
     run: Callable[[commands.Invocation, Settings, commands.Console], commands.Result]
     run = getattr(commands, invocation.command)
+    scope = contextvars.Context()  # what this command reached, for its error report
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return run(invocation, settings, console)
+        return scope.run(run, invocation, settings, console)
     except HmigError as error:
         for text in reporting.error_lines(error):
             console.line(text)
-        return _error_result(invocation, error)
+        return _error_result(invocation, error, commands.reached(scope))
     except KeyboardInterrupt:
         interrupted = Interrupted("interrupted before any migration ran; nothing was changed")
         console.line(f"✗ {interrupted.message}")
-        return _error_result(invocation, interrupted)
+        return _error_result(invocation, interrupted, commands.reached(scope))
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -170,16 +172,21 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _error_result(invocation: commands.Invocation, error: HmigError) -> commands.Result:
+def _error_result(
+    invocation: commands.Invocation, error: HmigError, reached: commands.Reached | None
+) -> commands.Result:
+    """The report of a command an error stopped: what it reached, and the error."""
     from hmig import commands, reporting
 
+    history = reached.history if reached else None
     report = reporting.build_report(
         command=invocation.command,
-        environment=invocation.env_name,
-        target=None,
+        environment=reached.environment if reached else invocation.env_name,
+        target=reached.target if reached else None,
         outcome=Outcome(error.outcome),
         exit_code=error.exit_code,
         hmig_version=__version__,
+        applied=history.applied if history else (),
         error=error,
     )
     return commands.Result(

@@ -628,9 +628,14 @@ def test_apply__strict_order__out_of_order_is_exit_1_and_nothing_runs(project: P
     project.write("1600000000000_a.sql", "CREATE TABLE a (id int);")
     run = project.hmig("apply", "--json")
     assert run.code == 1
-    assert "strict_order" in run.report()["error"]["hint"]
+    report = run.report()
+    assert "strict_order" in report["error"]["hint"]
     assert project.database is not None
     assert project.database.history() == ["1700000000000_b"]
+    # Stopped by an error, the report still names where it ran and the history it left.
+    assert report["environment"] == "test"
+    assert report["database"]["name"] == project.database.name
+    assert [row["name"] for row in report["applied"]] == ["1700000000000_b"]
     assert "a" not in project.database.tables()
 
 

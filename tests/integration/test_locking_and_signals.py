@@ -55,6 +55,8 @@ def test_apply__lock_held__times_out_with_holder_and_exit_2(project: Project) ->
     assert f"pid {holder_pid}" in error["message"]
     assert waited < 30  # it gave up after --lock-wait, not after the default 60 s
     assert project.database.tables() == set()
+    assert run.report()["database"]["name"] == project.database.name
+    assert run.report()["applied"] == []
 
 
 def test_apply__lock_released_by_other_run__proceeds(project: Project) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hmig.commands._common import Console, Invocation, Result
+from hmig.commands._common import Console, Invocation, Reached, Result, reached
 from hmig.commands.drift import drift
 from hmig.commands.engine import apply, plan, status, validate
 from hmig.commands.lifecycle import baseline, new, repair, rollback
@@ -11,6 +11,7 @@ from hmig.commands.recovery import backup, backups, restore
 __all__ = [
     "Console",
     "Invocation",
+    "Reached",
     "Result",
     "apply",
     "backup",
@@ -19,6 +20,7 @@ __all__ = [
     "drift",
     "new",
     "plan",
+    "reached",
     "repair",
     "restore",
     "rollback",

@@ -7,8 +7,10 @@ code for an `HmigError` itself: the entry point does that, from the error's clas
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import Context, ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +27,7 @@ from hmig import (
     reporting,
 )
 from hmig import manifest as manifest_module
-from hmig.errors import ExitCode, JsMigrationError, Refused, StatementFailed
+from hmig.errors import ExitCode, HmigError, JsMigrationError, Refused, StatementFailed
 from hmig.linter import Squawk, read_sources
 from hmig.model import (
     BackupArtifact,
@@ -106,10 +108,32 @@ class Project:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Reached:
+    """How far a command got, for the report of an error that stopped it.
+
+    Such a command returns no result; its report still names the environment, the database and
+    the history from this.
+    """
+
+    environment: str
+    target: Target | None = None
+    history: History | None = None  # as the error left it
+
+
+_REACHED: ContextVar[Reached | None] = ContextVar("hmig_reached", default=None)
+
+
+def reached(scope: Context) -> Reached | None:
+    """How far the command run in `scope` (a `contextvars.Context`) got."""
+    return scope.get(_REACHED)
+
+
 def load_project(invocation: Invocation) -> Project:
     """Read the manifest and the migrations folder (no database)."""
     manifest = discovery.load_manifest(invocation.manifest_path)
     environment = manifest_module.select_environment(manifest, invocation.env_name)
+    _REACHED.set(Reached(environment.name))
     found = discovery.discover(manifest.migrations, base_dir=manifest.base_dir)
     ordered = planning.order(
         found, explicit=manifest.migrations.order, manifest_file=manifest.path.name
@@ -144,13 +168,30 @@ def connect(
     if spec is not None and spec.embedded:
         # Its socket and port change from run to run; the project's .hmig/ is its identity.
         session.target = replace(session.target, host="embedded", port=None)
+    _REACHED.set(Reached(environment.name, session.target))
     try:
         console.line(reporting.header(invocation.command, environment.name, session.target))
         if check:
             postgres.check_target(session)
         yield session
+    except HmigError:
+        history = _history_now(project, session)
+        _REACHED.set(Reached(environment.name, session.target, history))
+        raise
     finally:
         session.close()
+
+
+def _history_now(project: Project, session: postgres.PgSession) -> History | None:
+    """The history as an error left it, for its report; None when the session cannot tell.
+
+    Best effort: nothing that goes wrong here may hide the error being reported.
+    """
+    with contextlib.suppress(Exception):
+        session.rollback()
+        if session.usable():
+            return read_history(session, history_tables(project, session))
+    return None
 
 
 def run_context(settings: Settings) -> RunContext:
