@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -775,10 +776,13 @@ class _Runner:
             line = exc.line
         if statement is not None and migration.kind is Kind.SQL:
             line, column = statement_text.locate(statement, position)
+        message = getattr(exc, "reason", None) or str(exc)
+        if isinstance(exc, StatementFailed):
+            advice = _with_extension_note(advice, message)
         return Failure(
             migration=migration.name,
             file=migration.path,
-            message=getattr(exc, "reason", None) or str(exc),
+            message=message,
             sqlstate=sqlstate,
             detail=detail,
             hint=hint,
@@ -831,6 +835,32 @@ def _session_ended(exc: BaseException) -> bool:
     by an administrator or a shutdown, cannot connect now, database dropped, idle timeout).
     """
     return isinstance(exc, StatementFailed) and (exc.sqlstate or "").startswith(("08", "57P0"))
+
+
+# PostgreSQL 16+: `extension "x" is not available`; 15 and older name the control file.
+_MISSING_EXTENSION = re.compile(
+    r'extension "(?P<name>[^"]+)" is not available'
+    r'|extension control file "[^"]*?(?P<file>[^/"]+)\.control"'
+)
+
+
+def missing_extension(message: str) -> str | None:
+    """The extension a server's error says is not installed on it, or None."""
+    found = _MISSING_EXTENSION.search(message)
+    return (found["name"] or found["file"]) if found else None
+
+
+def _with_extension_note(advice: str, message: str) -> str:
+    """A missing extension is the server's setup, not the migration's SQL: say what to do."""
+    name = missing_extension(message)
+    if name is None:
+        return advice
+    return (
+        f"The server has no {name!r} extension to create: it is not installed there. The "
+        "embedded PostgreSQL ships without contrib extensions such as uuid-ossp and pgcrypto; "
+        "for UUIDs, gen_random_uuid() is built in since PostgreSQL 13. Otherwise install the "
+        f"extension on the server first. {advice}"
+    )
 
 
 def _with_retry_note(advice: str, failed: _AttemptFailed) -> str:

@@ -621,6 +621,24 @@ def test_apply__out_of_order__warns_and_runs_after_applied(project: Project) -> 
     assert project.database.history() == ["1700000000000_b", "1600000000000_a"]
 
 
+def test_apply__missing_extension__advice_says_it_is_the_server_and_what_to_use(
+    project: Project,
+) -> None:
+    # The embedded server has no uuid-ossp; no server has this one. Either way the report
+    # must say the extension is missing on the server, not that the SQL is wrong.
+    project.write("001_t.sql", "CREATE TABLE t (id int);")
+    project.write("002_ext.sql", 'CREATE EXTENSION IF NOT EXISTS "hmig-not-installed";')
+    run = project.hmig("apply", "--json")
+    assert run.code == 1, run.text
+    failure = run.report()["failure"]
+    assert failure["migration"] == "002_ext"
+    assert "no 'hmig-not-installed' extension to create" in failure["advice"]
+    assert "gen_random_uuid() is built in since PostgreSQL 13" in failure["advice"]
+    assert "The 1 migration(s) before it in this run stay applied" in failure["advice"]
+    assert project.database is not None
+    assert project.database.history() == ["001_t"]
+
+
 def test_apply__strict_order__out_of_order_is_exit_1_and_nothing_runs(project: Project) -> None:
     project.manifest(strict_order=True)
     project.write("1700000000000_b.sql", "CREATE TABLE b (id int);")

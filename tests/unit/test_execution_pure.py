@@ -239,3 +239,21 @@ def test_statement_checksum__depends_only_on_the_sql() -> None:
 
     assert execution.statement_checksum(moved) == execution.statement_checksum(PLAIN)
     assert execution.statement_checksum(edited) != execution.statement_checksum(PLAIN)
+
+
+@pytest.mark.parametrize(
+    ("message", "name"),
+    [
+        ('extension "uuid-ossp" is not available', "uuid-ossp"),  # PostgreSQL 16 and later
+        (
+            'could not open extension control file "/usr/share/postgresql/15/extension/'
+            'pgcrypto.control": No such file or directory',
+            "pgcrypto",
+        ),
+        ('relation "t" does not exist', None),
+    ],
+)
+def test_missing_extension__named_from_either_form_of_the_server_message(
+    message: str, name: str | None
+) -> None:
+    assert execution.missing_extension(message) == name

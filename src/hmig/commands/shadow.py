@@ -50,10 +50,6 @@ from hmig.snapshot import Scope
 
 _DUPLICATE_OBJECT = "42710"
 _SYNTAX_ERROR = "42601"
-_MISSING_EXTENSION = re.compile(
-    r'extension "(?P<name>[^"]+)" is not available'
-    r'|extension control file "[^"]*?(?P<file>[^/"]+)\.control"'
-)
 _MISSING_ROLE = re.compile(r'role "(?P<name>[^"]+)" does not exist')
 
 
@@ -337,9 +333,8 @@ def _replay(
 
 def _replay_failed(failure: Failure, *, shadow: str) -> HmigError:
     where = failure.file + (f":{failure.line}" if failure.line else "")
-    extension = _MISSING_EXTENSION.search(failure.message)
-    if extension is not None:
-        name = extension["name"] or extension["file"]
+    name = execution.missing_extension(failure.message)
+    if name is not None:
         return ConfigurationError(
             f"the shadow database ({shadow}) cannot replay {where}: the extension {name!r} is "
             "not available there",
