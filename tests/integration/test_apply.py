@@ -639,6 +639,25 @@ def test_apply__missing_extension__advice_says_it_is_the_server_and_what_to_use(
     assert project.database.history() == ["001_t"]
 
 
+def test_apply__hmig_tables_from_a_newer_release__refused_before_any_write(
+    project: Project,
+) -> None:
+    project.write("001_t.sql", "CREATE TABLE t (id int);")
+    assert project.hmig("apply").code == 0
+    db = project.database
+    assert db is not None
+    db.execute("UPDATE hmig_meta SET value = '2' WHERE key = 'schema_version'")
+    project.write("002_u.sql", "CREATE TABLE u (id int);")
+    for command in ("status", "apply"):
+        run = project.hmig(command, "--json")
+        assert run.code == 2, run.text
+        report = run.report()
+        assert report["outcome"] == "refused"
+        assert "are at version 2, written by a newer hmig" in report["error"]["message"]
+    assert db.history() == ["001_t"]
+    assert "u" not in db.tables()
+
+
 def test_apply__strict_order__out_of_order_is_exit_1_and_nothing_runs(project: Project) -> None:
     project.manifest(strict_order=True)
     project.write("1700000000000_b.sql", "CREATE TABLE b (id int);")

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 
 from psycopg import sql
 
+from hmig import __version__
+from hmig.errors import Refused
 from hmig.model import (
     Applied,
     BackupArtifact,
@@ -22,6 +24,10 @@ from hmig.model import (
 )
 from hmig.postgres._queries import query
 from hmig.postgres.connection import PgSession
+
+# The layout of hmig's tables that this release reads and writes (create_hmig_tables.sql
+# records it in hmig_meta). A later release that changes them raises it and migrates them.
+TABLES_VERSION = 1
 
 
 class HistoryTables:
@@ -61,6 +67,7 @@ class HistoryTables:
         )
         if not hmig_exists:
             return History(applied=applied)
+        self._check_version()
         recorded = {
             row[0]: Recorded(
                 name=row[0],
@@ -79,6 +86,18 @@ class HistoryTables:
             for row in self._session.fetch(self._q("read_progress"))
         )
         return History(applied=applied, recorded=recorded, progress=progress)
+
+    def _check_version(self) -> None:
+        """Refuse tables a newer hmig laid out: this one could misread or damage them."""
+        rows = self._session.fetch(self._q("read_schema_version"))
+        version = int(rows[0][0]) if rows and str(rows[0][0]).isdigit() else TABLES_VERSION
+        if version > TABLES_VERSION:
+            raise Refused(
+                f"hmig's tables in schema {self._schema!r} are at version {version}, written "
+                f"by a newer hmig; this one ({__version__}) knows version {TABLES_VERSION}",
+                hint="Run the hmig release that last migrated this database, or a newer one "
+                "(in CI, the Action's tag).",
+            )
 
     def ensure(self) -> None:
         """Create what is missing, inside the caller's transaction and under the lock."""
