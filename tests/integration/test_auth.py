@@ -34,7 +34,6 @@ def scram_server() -> Iterator[tuple[Server, str]]:
     admin = server.get_uri("postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE migrator LOGIN PASSWORD '{PASSWORD}'")
-        conn.execute("CREATE DATABASE app OWNER migrator")
     (root / "data" / "pg_hba.conf").write_text(
         "local all postgres trust\nlocal all all scram-sha-256\n"
     )
@@ -47,14 +46,20 @@ def scram_server() -> Iterator[tuple[Server, str]]:
 
 
 @pytest.fixture
-def scram_project(tmp_path: Path, scram_server: tuple[Server, str]) -> Project:
+def scram_project(tmp_path: Path, scram_server: tuple[Server, str]) -> Iterator[Project]:
+    """A project on a database of its own, owned by the password-only migration role."""
     server, socket_dir = scram_server
+    name = f"app_{secrets.token_hex(4)}"
+    with psycopg.connect(server.admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} OWNER migrator")
     root = tmp_path / "repo"
     (root / "migrations").mkdir(parents=True)
-    url = f"postgresql://migrator:{quote(PASSWORD, safe='')}@/app?host={socket_dir}"
-    project = Project(root, Database(server, "app", url))
+    url = f"postgresql://migrator:{quote(PASSWORD, safe='')}@/{name}?host={socket_dir}"
+    project = Project(root, Database(server, name, url))
     project.manifest()
-    return project
+    yield project
+    with psycopg.connect(server.admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def _no_password(*texts: str) -> None:
@@ -69,7 +74,8 @@ def test_scram__password_is_sent_and_never_shown(scram_project: Project) -> None
     run = scram_project.hmig("apply", "--json")
     assert run.code == 1, run.text  # 001 applied through a password login, 002 failed
     assert run.report()["ran"][0]["name"] == "001_a"
-    assert run.report()["database"]["name"] == "app"
+    assert scram_project.database is not None
+    assert run.report()["database"]["name"] == scram_project.database.name
     _no_password(run.out, run.err)
     status = scram_project.hmig("status")
     _no_password(status.out, status.err)
@@ -79,11 +85,13 @@ def test_scram__wrong_password__exit_2_without_the_password(
     scram_project: Project, scram_server: tuple[Server, str]
 ) -> None:
     _, socket_dir = scram_server
+    assert scram_project.database is not None
+    name = scram_project.database.name
     wrong = "Wr0ng-" + secrets.token_hex(4)
     run = scram_project.hmig(
         "status",
         "--json",
-        env={"HMIG_TEST_URL": f"postgresql://migrator:{wrong}@/app?host={socket_dir}"},
+        env={"HMIG_TEST_URL": f"postgresql://migrator:{wrong}@/{name}?host={socket_dir}"},
     )
     assert run.code == 2
     assert "password authentication failed" in run.report()["error"]["message"]
@@ -94,21 +102,21 @@ def test_scram__db_variables_from_the_guide(
     scram_project: Project, scram_server: tuple[Server, str]
 ) -> None:
     _, socket_dir = scram_server
-    # The cluster's database is shared by this module's tests, so its history holds rows whose
-    # files are in other tests' projects: history drift is not what this test is about.
+    assert scram_project.database is not None
+    name = scram_project.database.name
+    # No `database` key: the connection comes from DB_HOST, DB_NAME, … as in the team's guide.
     scram_project.manifest(
-        "version: 1\nmigrations: {dir: migrations}\n"
-        "environments:\n  legacy: {drift: {check: none}}\n"
+        "version: 1\nmigrations: {dir: migrations}\nenvironments:\n  legacy: {}\n"
     )
-    scram_project.write("001_b.sql", "CREATE TABLE IF NOT EXISTS b (id int);")
+    scram_project.write("001_b.sql", "CREATE TABLE b (id int);")
     env = {
         "DB_HOST": socket_dir,
-        "DB_NAME": "app",
+        "DB_NAME": name,
         "DB_USER": "migrator",
         "DB_PASSWORD": PASSWORD,
         "HMIG_TEST_URL": "",
     }
     run = scram_project.hmig("plan", "--json", env=env)
     assert run.code == 0, run.text
-    assert run.report()["database"]["name"] == "app"
+    assert run.report()["database"]["name"] == name
     _no_password(run.out, run.err)
