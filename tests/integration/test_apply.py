@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pty
+import subprocess
+
 import jsonschema
 import pytest
 
 from hmig.reporting import report_schema
-from tests.conftest import Project
+from tests.conftest import HMIG, Project
 
 
 def _schema_valid(report: dict[str, object]) -> None:
@@ -656,6 +661,36 @@ def test_apply__hmig_tables_from_a_newer_release__refused_before_any_write(
         assert "are at version 2, written by a newer hmig" in report["error"]["message"]
     assert db.history() == ["001_t"]
     assert "u" not in db.tables()
+
+
+def test_apply__protected_from_a_terminal__refused_without_yes(project: Project) -> None:
+    # A person at a terminal must confirm a write to a protected environment; CI (no terminal)
+    # is not asked. stdin is a pseudo-terminal here, as in a developer's shell.
+    project.manifest(protected=True)
+    project.write("001_a.sql", "CREATE TABLE a (id int);")
+    leader, follower = pty.openpty()
+    try:
+        refused = subprocess.run(
+            [str(HMIG), "apply", "--json"],
+            cwd=project.root,
+            env=project.process_env(),
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    error = json.loads(refused.stdout)["error"]
+    assert "environment 'test' is protected: writing to" in error["message"]
+    assert "--yes" in error["hint"]
+    assert project.database is not None
+    assert project.database.tables() == set()  # not even the history table
+    confirmed = project.hmig("apply", "--yes")
+    assert confirmed.code == 0, confirmed.text
+    assert project.database.history() == ["001_a"]
 
 
 def test_apply__strict_order__out_of_order_is_exit_1_and_nothing_runs(project: Project) -> None:
