@@ -40,7 +40,7 @@ def load_manifest(path: Path) -> Manifest:
     manifest = manifest_module.parse(text, path=path.resolve())
     repository = repository_root(manifest.base_dir)
     try:
-        # strict=False: a folder that does not exist yet is `discover`'s to report.
+        # strict=False: a missing folder is reported below, after the containment check.
         resolved = manifest.migrations.dir.resolve()
     except (OSError, RuntimeError) as exc:  # RuntimeError: a symbolic link loop (3.11)
         raise ManifestError(
