@@ -202,15 +202,40 @@ def apply(
 
 
 def refuse_non_transactional(rendered: Sequence[tuple[MigrationFile, Rendered]]) -> None:
-    """`transaction: all` cannot hold a migration that must run outside a transaction."""
-    blocked = [(m, r) for m, r in rendered if not r.transactional]
+    """`transaction: all` cannot hold a migration that must run outside a transaction.
+
+    Nor an enum value added by one migration and used by a later one of the batch: PostgreSQL
+    refuses a new enum value until the transaction that adds it commits ("unsafe use of new
+    value"), so the batch would fail, and roll back, at that migration.
+    """
+    blocked = [f"{m.path} ({r.reason})" for m, r in rendered if not r.transactional]
+    blocked += _enum_values_used_later(rendered)
     if blocked:
-        names = "; ".join(f"{m.path} ({r.reason})" for m, r in blocked)
         raise Refused(
-            f"transaction: all cannot run migrations that must run outside a transaction: {names}",
+            "transaction: all cannot run migrations that must run outside a transaction: "
+            + "; ".join(blocked),
             hint="Use transaction: per-migration for this environment, or move the statement "
             "to a migration of its own and apply in two steps.",
         )
+
+
+def _enum_values_used_later(rendered: Sequence[tuple[MigrationFile, Rendered]]) -> list[str]:
+    found = []
+    for index, (migration, sent) in enumerate(rendered):
+        for statement in sent.statements:
+            literal = statement_text.added_enum_value(statement.sql)
+            if literal is None:
+                continue
+            users = [
+                later.path
+                for later, later_sent in rendered[index + 1 :]
+                if any(literal in s.sql for s in later_sent.statements)
+            ]
+            if users:
+                found.append(
+                    f"{migration.path} (ALTER TYPE … ADD VALUE {literal} used by {users[0]})"
+                )
+    return found
 
 
 class _Runner:

@@ -439,6 +439,26 @@ def _no_transaction(node: ast.Node) -> str | None:
     return None
 
 
+def added_enum_value(sql: str) -> str | None:
+    """The value an `ALTER TYPE … ADD VALUE` statement adds, as a SQL literal; else None.
+
+    A later statement that holds the literal is taken to use the value: a migration (or a
+    `transaction: all` batch) that does so must not add it in the same transaction.
+    """
+    if not _MAYBE_SPECIAL.search(sql):
+        return None
+    try:
+        return _added_literal(_tree(sql))
+    except pglast.parser.ParseError:
+        return None
+
+
+def _added_literal(node: ast.Node | None) -> str | None:
+    if not isinstance(node, ast.AlterEnumStmt) or node.newVal is None or node.oldVal:
+        return None
+    return "'" + node.newVal.replace("'", "''") + "'"
+
+
 def _mark_enum_values_used_later(
     statements: tuple[Statement, ...], nodes: Sequence[ast.Node | None]
 ) -> tuple[Statement, ...]:
@@ -450,9 +470,9 @@ def _mark_enum_values_used_later(
     """
     result = list(statements)
     for index, node in enumerate(nodes):
-        if not isinstance(node, ast.AlterEnumStmt) or node.newVal is None or node.oldVal:
+        literal = _added_literal(node)
+        if literal is None:
             continue
-        literal = "'" + node.newVal.replace("'", "''") + "'"
         if any(literal in later.sql for later in statements[index + 1 :]):
             current = result[index]
             result[index] = Statement(

@@ -598,6 +598,29 @@ def test_apply__transaction_all_with_concurrent_index__refused_before_anything(
     assert project.database.tables() == set()  # not even the history table
 
 
+def test_apply__transaction_all_uses_an_enum_value_it_adds__refused_per_migration_runs(
+    project: Project,
+) -> None:
+    project.write("001_type.sql", "CREATE TYPE mood AS ENUM ('sad');")
+    assert project.hmig("apply").code == 0
+    project.write("002_add.sql", "ALTER TYPE mood ADD VALUE 'ok';")
+    project.write("003_use.sql", "CREATE TABLE t (m mood DEFAULT 'ok');")
+    project.manifest(transaction="all")
+    run = project.hmig("apply", "--json")
+    assert run.code == 2, run.text
+    assert run.report()["outcome"] == "refused"
+    assert (
+        "migrations/002_add.sql (ALTER TYPE … ADD VALUE 'ok' used by migrations/003_use.sql)"
+        in run.report()["error"]["message"]
+    )
+    assert project.database is not None
+    assert project.database.history() == ["001_type"]
+    project.manifest()  # per-migration: 002 commits before 003 uses its value
+    again = project.hmig("apply")
+    assert again.code == 0, again.text
+    assert project.database.history() == ["001_type", "002_add", "003_use"]
+
+
 def test_apply__target__stops_after_it(project: Project) -> None:
     for name in ("001_a", "002_b", "003_c"):
         project.write(f"{name}.sql", f"CREATE TABLE t{name[-1]} (id int);")

@@ -189,6 +189,31 @@ def test_refuse_non_transactional__all_transactional__does_nothing() -> None:
     execution.refuse_non_transactional([])
 
 
+def test_refuse_non_transactional__enum_value_added_then_used_by_a_later_migration() -> None:
+    # One transaction cannot use an enum value it added: the batch would fail at 003.
+    add = Statement(index=0, sql="ALTER TYPE mood ADD VALUE 'o''k'", line=1, column=1)
+    use = Statement(index=0, sql="CREATE TABLE t (m mood DEFAULT 'o''k')", line=1, column=1)
+    other = Statement(index=0, sql="CREATE TABLE u (m mood DEFAULT 'sad')", line=1, column=1)
+
+    with pytest.raises(Refused) as caught:
+        execution.refuse_non_transactional(
+            [
+                (migration("002_add", add), Rendered((add,), transactional=True)),
+                (migration("003_use", use), Rendered((use,), transactional=True)),
+            ]
+        )
+
+    assert caught.value.message.endswith(
+        "migrations/002_add.sql (ALTER TYPE … ADD VALUE 'o''k' used by migrations/003_use.sql)"
+    )
+    execution.refuse_non_transactional(  # a value no later migration names is fine
+        [
+            (migration("002_add", add), Rendered((add,), transactional=True)),
+            (migration("003_other", other), Rendered((other,), transactional=True)),
+        ]
+    )
+
+
 # --- render -----------------------------------------------------------------------------------
 
 
