@@ -35,7 +35,12 @@ class HmigError(Exception):
 
 
 class ManifestError(HmigError):
-    """The manifest cannot be read or does not match its schema."""
+    """The manifest cannot be read or does not match its schema.
+
+    `path` is the key as a path into the YAML (`("migrations", "order", 2)`): a check made
+    away from the manifest's text raises without a line, and the caller that has the text
+    fills it in from `path`.
+    """
 
     def __init__(
         self,
@@ -44,14 +49,17 @@ class ManifestError(HmigError):
         file: str,
         line: int | None = None,
         key: str | None = None,
+        path: tuple[str | int, ...] = (),
         hint: str = "",
     ) -> None:
         where = file if line is None else f"{file}:{line}"
         prefix = f"{where}: " + (f"{key}: " if key else "")
         super().__init__(prefix + message, hint=hint)
+        self.reason = message
         self.file = file
         self.line = line
         self.key = key
+        self.path = path
 
 
 class MigrationFileError(HmigError):

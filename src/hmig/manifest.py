@@ -156,6 +156,20 @@ def check_contained(
     )
 
 
+def located(error: ManifestError, *, text: str) -> ManifestError:
+    """`error` with the line of its key `path` in the manifest's `text`, when it had none."""
+    if error.line is not None or not error.path:
+        return error
+    return ManifestError(
+        error.reason,
+        file=error.file,
+        line=_line_of(_compose(text, error.file), list(error.path)),
+        key=error.key,
+        path=error.path,
+        hint=error.hint,
+    )
+
+
 def key_error(
     manifest: Manifest, *, text: str, key: Sequence[str], message: str, hint: str = ""
 ) -> ManifestError:

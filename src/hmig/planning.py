@@ -58,6 +58,7 @@ def order(
             "migration file exists",
             file=manifest_file,
             key="migrations.order",
+            path=("migrations", "order", list(explicit).index(missing[0])),
             hint="Names are file names without their extension; remove or correct the entry.",
         )
     unlisted = [f.path for f in files if f.name not in set(explicit)]
@@ -66,6 +67,7 @@ def order(
             f"migrations.order does not list {', '.join(unlisted)}",
             file=manifest_file,
             key="migrations.order",
+            path=("migrations", "order"),
             hint="With an explicit order every migration must be listed once, so none is "
             "silently skipped or run in a surprising place.",
         )
@@ -131,6 +133,7 @@ def check_renamed(
                 f"{old!r} is renamed to {new!r}, but no migration file is named {new!r}",
                 file=manifest_file,
                 key=f"migrations.renamed.{old}",
+                path=("migrations", "renamed", old),
                 hint="The new name is the file name without its extension, as it is now.",
             )
         if old in names:
@@ -138,6 +141,7 @@ def check_renamed(
                 f"{old!r} is renamed to {new!r}, but a migration file is still named {old!r}",
                 file=manifest_file,
                 key=f"migrations.renamed.{old}",
+                path=("migrations", "renamed", old),
                 hint="A rename maps a name that no file has any more; remove the entry or the "
                 "old file.",
             )

@@ -419,12 +419,22 @@ MANIFEST_CASES = [
     ),
     pytest.param(
         Bad(
-            r"hmig\.yml: migrations\.order: migrations\.order does not list "
+            r"hmig\.yml:2: migrations\.order: migrations\.order does not list "
             r"migrations/001_ok\.sql",
             files=OK,
             manifest="version: 1\nmigrations: {dir: migrations, order: [000_base]}\n" + _ENV,
         ),
         id="schema-order-misses-a-file",
+    ),
+    pytest.param(
+        Bad(
+            r"hmig\.yml:6: migrations\.order: migrations\.order lists '002_typo', but no such "
+            r"migration file exists",
+            files=OK,
+            manifest="version: 1\nmigrations:\n  dir: migrations\n  order:\n    - 001_ok\n"
+            "    - 002_typo\n" + _ENV,
+        ),
+        id="schema-order-names-no-file",
     ),
     pytest.param(
         Bad(

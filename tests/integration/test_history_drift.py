@@ -222,7 +222,8 @@ def test_rename__manifest_names_a_missing_file__exit_2(project: Project) -> None
 
     assert run.code == 2, run.text
     assert (
-        "'001_old' is renamed to '001_typo', but no migration file is named '001_typo'" in run.text
+        "hmig.yml:5: migrations.renamed.001_old: '001_old' is renamed to '001_typo', but no "
+        "migration file is named '001_typo'" in run.text
     )
 
 

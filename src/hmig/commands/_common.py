@@ -27,7 +27,14 @@ from hmig import (
     reporting,
 )
 from hmig import manifest as manifest_module
-from hmig.errors import ExitCode, HmigError, JsMigrationError, Refused, StatementFailed
+from hmig.errors import (
+    ExitCode,
+    HmigError,
+    JsMigrationError,
+    ManifestError,
+    Refused,
+    StatementFailed,
+)
 from hmig.linter import Squawk, read_sources
 from hmig.model import (
     BackupArtifact,
@@ -135,10 +142,16 @@ def load_project(invocation: Invocation) -> Project:
     environment = manifest_module.select_environment(manifest, invocation.env_name)
     _REACHED.set(Reached(environment.name))
     found = discovery.discover(manifest.migrations, base_dir=manifest.base_dir)
-    ordered = planning.order(
-        found, explicit=manifest.migrations.order, manifest_file=manifest.path.name
-    )
-    planning.check_renamed(ordered, manifest.migrations.renamed, manifest_file=manifest.path.name)
+    try:
+        ordered = planning.order(
+            found, explicit=manifest.migrations.order, manifest_file=manifest.path.name
+        )
+        planning.check_renamed(
+            ordered, manifest.migrations.renamed, manifest_file=manifest.path.name
+        )
+    except ManifestError as error:  # checked against the files: the line comes from the text
+        text = manifest.path.read_text(encoding="utf-8-sig")
+        raise manifest_module.located(error, text=text) from None
     return Project(manifest=manifest, environment=environment, files=ordered)
 
 
