@@ -6,12 +6,13 @@ import json
 import os
 import pty
 import subprocess
+from typing import Any
 
 import jsonschema
 import pytest
 
 from hmig.reporting import report_schema
-from tests.conftest import HMIG, Project
+from tests.conftest import HMIG, Database, Project
 
 
 def _schema_valid(report: dict[str, object]) -> None:
@@ -379,6 +380,15 @@ CREATE INDEX CONCURRENTLY t_b ON t (id);
 """
 
 
+def _indexes_pending(project: Project) -> Database:
+    """`001_t` applied; `002_idx` pending: two concurrent index builds, outside a transaction."""
+    project.write("001_t.sql", "CREATE TABLE t (id int);")
+    assert project.hmig("apply").code == 0
+    project.write("002_idx.sql", _TWO_CONCURRENT_INDEXES)
+    assert project.database is not None
+    return project.database
+
+
 def _refuse_progress(
     project: Project, when: str, event: str = "INSERT", table: str = "hmig_progress"
 ) -> None:
@@ -392,9 +402,11 @@ def _refuse_progress(
     )
 
 
-def _hold_progress(project: Project, when: str, event: str = "INSERT") -> None:
-    """A trigger holding (pg_sleep) the hmig_progress writes that match `when`, so a test can
-    end hmig's session in the middle of one (`Project.run_terminated`)."""
+def _session_ended_in_progress_write(
+    project: Project, when: str, event: str = "INSERT"
+) -> dict[str, Any]:
+    """Run apply and end its session (pg_terminate_backend) while a trigger holds the
+    hmig_progress write that matches `when`; the report's failure (statement 1 of 2 ran)."""
     assert project.database is not None
     project.database.execute(
         "CREATE FUNCTION hold_progress() RETURNS trigger LANGUAGE plpgsql AS "
@@ -402,6 +414,14 @@ def _hold_progress(project: Project, when: str, event: str = "INSERT") -> None:
         f"CREATE TRIGGER hold_progress BEFORE {event} ON hmig_progress FOR EACH ROW "
         f"WHEN ({when}) EXECUTE FUNCTION hold_progress()"
     )
+    run = project.run_terminated("apply", "--json", when="wait_event = 'PgSleep'")  # the trigger
+    assert run.code == 1, run.text
+    assert "Traceback" not in run.err
+    failure: dict[str, Any] = run.report()["failure"]
+    assert failure["sqlstate"] == "57P01"
+    assert (failure["statements_done"], failure["statements_total"]) == (1, 2)
+    project.database.execute("DROP TRIGGER hold_progress ON hmig_progress")
+    return failure
 
 
 def test_apply__progress_start_not_recorded__statement_not_sent_rerun_resumes(
@@ -409,9 +429,7 @@ def test_apply__progress_start_not_recorded__statement_not_sent_rerun_resumes(
 ) -> None:
     # Recording that statement 2 starts fails: hmig must not send it, and must say that
     # statement 1 ran and statement 2 did not (not a bare error).
-    project.write("001_t.sql", "CREATE TABLE t (id int);")
-    assert project.hmig("apply").code == 0
-    project.write("002_idx.sql", _TWO_CONCURRENT_INDEXES)
+    db = _indexes_pending(project)
     _refuse_progress(project, "NEW.statement_index = 1")
     run = project.hmig("apply", "--json")
     assert run.code == 1, run.text
@@ -424,8 +442,6 @@ def test_apply__progress_start_not_recorded__statement_not_sent_rerun_resumes(
     assert "did not send it: it has not run" in failure["advice"]
     assert "✗ 002_idx failed: progress is read-only today" in run.err
     assert "Traceback" not in run.err
-    db = project.database
-    assert db is not None
     assert db.rows("SELECT indexname FROM pg_indexes WHERE tablename = 't'") == [("t_a",)]
     assert db.rows("SELECT statement_index, state FROM hmig_progress") == [(0, "done")]
     built = db.scalar("SELECT oid FROM pg_class WHERE relname = 't_a'")
@@ -442,23 +458,12 @@ def test_apply__session_ended_while_recording_a_start__says_statement_was_not_se
 ) -> None:
     # The server ends hmig's session while it records that statement 2 starts (a trigger
     # holds that write until the test terminates the backend).
-    project.write("001_t.sql", "CREATE TABLE t (id int);")
-    assert project.hmig("apply").code == 0
-    project.write("002_idx.sql", _TWO_CONCURRENT_INDEXES)
-    _hold_progress(project, "NEW.statement_index = 1")
-    run = project.run_terminated("apply", "--json", when="wait_event = 'PgSleep'")  # the trigger
-    assert run.code == 1, run.text
-    assert "Traceback" not in run.err
-    failure = run.report()["failure"]
-    assert failure["sqlstate"] == "57P01"
-    assert (failure["statements_done"], failure["statements_total"]) == (1, 2)
+    db = _indexes_pending(project)
+    failure = _session_ended_in_progress_write(project, "NEW.statement_index = 1")
     assert "so hmig did not send it: it has not run" in failure["advice"]
     assert "The server ended hmig's session during that write" in failure["advice"]
     assert "WHERE name = '002_idx' AND statement_index = 1" in failure["advice"]
-    db = project.database
-    assert db is not None
     assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 't_b'") == 0
-    db.execute("DROP TRIGGER hold_progress ON hmig_progress")
     again = project.hmig("apply")
     assert again.code == 0, again.text
     assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 't_b'") == 1
@@ -470,25 +475,16 @@ def test_apply__session_ended_while_marking_a_statement_done__says_it_ran(
     # The server ends hmig's session while it records that statement 1 finished (a trigger
     # holds that write). The statement ran; whether its row says so is unknown, so the report
     # must say it ran, that the row may still say `started`, and how to settle it.
-    project.write("001_t.sql", "CREATE TABLE t (id int);")
-    assert project.hmig("apply").code == 0
-    project.write("002_idx.sql", _TWO_CONCURRENT_INDEXES)
-    _hold_progress(project, "NEW.state = 'done' AND NEW.statement_index = 0", event="UPDATE")
-    run = project.run_terminated("apply", "--json", when="wait_event = 'PgSleep'")  # the trigger
-    assert run.code == 1, run.text
-    assert "Traceback" not in run.err
-    failure = run.report()["failure"]
-    assert failure["sqlstate"] == "57P01"
-    assert (failure["statements_done"], failure["statements_total"]) == (1, 2)
+    db = _indexes_pending(project)
+    failure = _session_ended_in_progress_write(
+        project, "NEW.state = 'done' AND NEW.statement_index = 0", event="UPDATE"
+    )
     assert "Statement 1 of 2 ran and stays applied" in failure["advice"]
     assert "its row may still say `started`" in failure["advice"]
-    db = project.database
-    assert db is not None
     assert db.rows("SELECT statement_index, state FROM hmig_progress") == [(0, "started")]
     built = db.scalar("SELECT oid FROM pg_class WHERE relname = 't_a'")
     assert built is not None
     assert db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 't_b'") == 0
-    db.execute("DROP TRIGGER hold_progress ON hmig_progress")
     assert project.hmig("apply").code == 2  # in doubt, the next run stops at statement 1
     db.execute(failure["advice"].split("mark it done (", 1)[1].split(") and run", 1)[0])
     again = project.hmig("apply")
@@ -508,9 +504,7 @@ def test_apply__progress_done_not_recorded__advice_marks_it_done_and_resumes(
         "version: 1\nmigrations:\n  dir: migrations\n  schema: Ops\n"
         "environments:\n  test:\n    database:\n      url_env: HMIG_TEST_URL\n"
     )
-    project.write("001_t.sql", "CREATE TABLE t (id int);")
-    assert project.hmig("apply").code == 0
-    project.write("002_idx.sql", _TWO_CONCURRENT_INDEXES)
+    db = _indexes_pending(project)
     _refuse_progress(project, "NEW.state = 'done'", event="UPDATE", table='"Ops".hmig_progress')
     run = project.hmig("apply", "--json")
     assert run.code == 1, run.text
@@ -519,8 +513,6 @@ def test_apply__progress_done_not_recorded__advice_marks_it_done_and_resumes(
     assert (failure["statements_done"], failure["statements_total"]) == (1, 2)
     assert "Statement 1 of 2 ran and stays applied" in failure["advice"]
     assert "its row still says `started`" in failure["advice"]
-    db = project.database
-    assert db is not None
     assert db.rows('SELECT statement_index, state FROM "Ops".hmig_progress') == [(0, "started")]
     built = db.scalar("SELECT oid FROM pg_class WHERE relname = 't_a'")
     assert built is not None
