@@ -127,18 +127,18 @@ def execute(
 
     run: Callable[[commands.Invocation, Settings, commands.Console], commands.Result]
     run = getattr(commands, invocation.command)
-    scope = contextvars.Context()  # what this command reached, for its error report
+    scope = contextvars.copy_context()  # what this command reached, for its error report
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return scope.run(run, invocation, settings, console)
     except HmigError as error:
         for text in reporting.error_lines(error):
             console.line(text)
-        return _error_result(invocation, error, commands.reached(scope))
+        return _error_result(invocation, error, commands.reached_in(scope))
     except KeyboardInterrupt:
         interrupted = Interrupted("interrupted before any migration ran; nothing was changed")
         console.line(f"✗ {interrupted.message}")
-        return _error_result(invocation, interrupted, commands.reached(scope))
+        return _error_result(invocation, interrupted, commands.reached_in(scope))
     finally:
         signal.signal(signal.SIGTERM, previous)
 

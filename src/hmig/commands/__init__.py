@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hmig.commands._common import Console, Invocation, Reached, Result, reached
+from hmig.commands._common import Console, Invocation, Reached, Result, reached_in
 from hmig.commands.drift import drift
 from hmig.commands.engine import apply, plan, status, validate
 from hmig.commands.lifecycle import baseline, new, repair, rollback
@@ -20,7 +20,7 @@ __all__ = [
     "drift",
     "new",
     "plan",
-    "reached",
+    "reached_in",
     "repair",
     "restore",
     "rollback",

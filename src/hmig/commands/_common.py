@@ -131,7 +131,7 @@ class Reached:
 _REACHED: ContextVar[Reached | None] = ContextVar("hmig_reached", default=None)
 
 
-def reached(scope: Context) -> Reached | None:
+def reached_in(scope: Context) -> Reached | None:
     """How far the command run in `scope` (a `contextvars.Context`) got."""
     return scope.get(_REACHED)
 
@@ -150,7 +150,10 @@ def load_project(invocation: Invocation) -> Project:
             ordered, manifest.migrations.renamed, manifest_file=manifest.path.name
         )
     except ManifestError as error:  # checked against the files: the line comes from the text
-        text = manifest.path.read_text(encoding="utf-8-sig")
+        try:
+            text = manifest.path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError):
+            raise error from None
         raise manifest_module.located(error, text=text) from None
     return Project(manifest=manifest, environment=environment, files=ordered)
 
@@ -198,12 +201,18 @@ def connect(
 def _history_now(project: Project, session: postgres.PgSession) -> History | None:
     """The history as an error left it, for its report; None when the session cannot tell.
 
-    Best effort: nothing that goes wrong here may hide the error being reported.
+    Best effort, and bounded: nothing that goes wrong here, not a lock held by another run
+    nor a Ctrl-C, may hide or delay the error being reported.
     """
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception, KeyboardInterrupt):
         session.rollback()
-        if session.usable():
-            return read_history(session, history_tables(project, session))
+        if not session.usable():
+            return None
+        session.begin(read_only=True, lock_timeout_ms=1000, statement_timeout_ms=5000)
+        try:
+            return history_tables(project, session).read()
+        finally:
+            session.rollback()
     return None
 
 
