@@ -321,8 +321,10 @@ def restored_report(restored: backup_adapter.Restored, *, database: str) -> dict
 
 @contextmanager
 def _session(conninfo: str, like: Target, *, database: str) -> Iterator[postgres.PgSession]:
+    """A session on another database of `like`'s server, named as `like` names that server."""
     target = dataclasses.replace(like, database=database, server_version=None)
     session = postgres.connect(conninfo, target=target)
+    session.target = dataclasses.replace(session.target, host=like.host, port=like.port)
     try:
         yield session
     finally:
