@@ -602,7 +602,7 @@ def test_apply__transaction_all_uses_an_enum_value_it_adds__refused_per_migratio
     assert run.code == 2, run.text
     assert run.report()["outcome"] == "refused"
     assert (
-        "migrations/002_add.sql (ALTER TYPE … ADD VALUE 'ok' used by migrations/003_use.sql)"
+        "migrations/002_add.sql adds enum value 'ok', which migrations/003_use.sql appears to use"
         in run.report()["error"]["message"]
     )
     assert project.database is not None
@@ -674,19 +674,20 @@ def test_apply__hmig_tables_from_a_newer_release__refused_before_any_write(
         report = run.report()
         assert report["outcome"] == "refused"
         assert "are at version 2, written by a newer hmig" in report["error"]["message"]
+    db.execute("UPDATE hmig_meta SET value = '2.0' WHERE key = 'schema_version'")
+    run = project.hmig("apply", "--json")
+    assert run.code == 2, run.text
+    assert "gives schema_version '2.0', which this hmig" in run.report()["error"]["message"]
     assert db.history() == ["001_t"]
     assert "u" not in db.tables()
 
 
-def test_apply__protected_from_a_terminal__refused_without_yes(project: Project) -> None:
-    # A person at a terminal must confirm a write to a protected environment; CI (no terminal)
-    # is not asked. stdin is a pseudo-terminal here, as in a developer's shell.
-    project.manifest(protected=True)
-    project.write("001_a.sql", "CREATE TABLE a (id int);")
+def _in_a_terminal(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    """hmig with a pseudo-terminal on stdin, as from a developer's shell."""
     leader, follower = pty.openpty()
     try:
-        refused = subprocess.run(
-            [str(HMIG), "apply", "--json"],
+        return subprocess.run(
+            [str(HMIG), *args],
             cwd=project.root,
             env=project.process_env(),
             stdin=follower,
@@ -697,14 +698,22 @@ def test_apply__protected_from_a_terminal__refused_without_yes(project: Project)
     finally:
         os.close(follower)
         os.close(leader)
+
+
+def test_apply__protected_from_a_terminal__refused_without_yes(project: Project) -> None:
+    # A person at a terminal must confirm a write to a protected environment; CI (no terminal)
+    # is not asked.
+    project.manifest(protected=True)
+    project.write("001_a.sql", "CREATE TABLE a (id int);")
+    refused = _in_a_terminal(project, "apply", "--json")
     assert refused.returncode == 2, refused.stdout + refused.stderr
     error = json.loads(refused.stdout)["error"]
     assert "environment 'test' is protected: writing to" in error["message"]
     assert "--yes" in error["hint"]
     assert project.database is not None
     assert project.database.tables() == set()  # not even the history table
-    confirmed = project.hmig("apply", "--yes")
-    assert confirmed.code == 0, confirmed.text
+    confirmed = _in_a_terminal(project, "apply", "--yes")
+    assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
     assert project.database.history() == ["001_a"]
 
 

@@ -25,8 +25,8 @@ from hmig.model import (
 from hmig.postgres._queries import query
 from hmig.postgres.connection import PgSession
 
-# The layout of hmig's tables that this release reads and writes (create_hmig_tables.sql
-# records it in hmig_meta). A later release that changes them raises it and migrates them.
+# The layout of hmig's tables that this release reads and writes, recorded in hmig_meta when
+# it creates them. A later release that changes them raises it and migrates them.
 TABLES_VERSION = 1
 
 
@@ -90,13 +90,22 @@ class HistoryTables:
     def _check_version(self) -> None:
         """Refuse tables a newer hmig laid out: this one could misread or damage them."""
         rows = self._session.fetch(self._q("read_schema_version"))
-        version = int(rows[0][0]) if rows and str(rows[0][0]).isdigit() else TABLES_VERSION
-        if version > TABLES_VERSION:
+        recorded = str(rows[0][0]) if rows else str(TABLES_VERSION)  # ensure() writes it again
+        hint = (
+            "Run the hmig release that last migrated this database, or a newer one (in CI, the "
+            "Action's tag)."
+        )
+        if not recorded.isdigit():
             raise Refused(
-                f"hmig's tables in schema {self._schema!r} are at version {version}, written "
+                f"hmig_meta in schema {self._schema!r} gives schema_version {recorded!r}, which "
+                f"this hmig ({__version__}) cannot read",
+                hint=hint,
+            )
+        if int(recorded) > TABLES_VERSION:
+            raise Refused(
+                f"hmig's tables in schema {self._schema!r} are at version {recorded}, written "
                 f"by a newer hmig; this one ({__version__}) knows version {TABLES_VERSION}",
-                hint="Run the hmig release that last migrated this database, or a newer one "
-                "(in CI, the Action's tag).",
+                hint=hint,
             )
 
     def ensure(self) -> None:
@@ -112,6 +121,7 @@ class HistoryTables:
         elif not self._session.fetch(self._q("history_has_primary_key"), names)[0][0]:
             self._session.run(self._q("add_history_primary_key"))
         self._session.run(self._q("create_hmig_tables"))
+        self._session.run(self._q("init_schema_version"), {"version": str(TABLES_VERSION)})
 
     def adopt(
         self, migrations: dict[str, MigrationFile], history: History, context: RunContext

@@ -1,11 +1,9 @@
--- hmig's own bookkeeping beside the node-pg-migrate history. Versioned through hmig_meta so a
--- later release can migrate these tables (README, "hmig's tables").
+-- hmig's own bookkeeping beside the node-pg-migrate history. Versioned through hmig_meta
+-- (init_schema_version.sql) so a later release can migrate these tables (README, "hmig's tables").
 CREATE TABLE IF NOT EXISTS {schema}.hmig_meta (
   key text PRIMARY KEY,
   value text NOT NULL
 );
-INSERT INTO {schema}.hmig_meta (key, value) VALUES ('schema_version', '1')
-  ON CONFLICT (key) DO NOTHING;
 CREATE TABLE IF NOT EXISTS {schema}.hmig_history (
   name varchar(255) PRIMARY KEY,
   checksum text,
