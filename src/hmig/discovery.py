@@ -56,12 +56,13 @@ def load_manifest(path: Path) -> Manifest:
         repository=repository is not None,
     )
     if not resolved.is_dir():
+        shown = _display(manifest.migrations.dir, manifest.base_dir)
         raise manifest_module.key_error(
             manifest,
             text=text,
             key=("migrations", "dir"),
-            message=f"migrations folder {_display(manifest.migrations.dir, manifest.base_dir)} "
-            "does not exist",
+            message=f"migrations folder {shown} "
+            + ("is a file, not a folder" if resolved.exists() else "does not exist"),
             hint="migrations.dir is relative to the manifest's folder.",
         )
     return manifest

@@ -178,14 +178,10 @@ def key_error(
     For checks made after parsing (the caller looked at the filesystem): `text` is the
     manifest's own text, read again for the line.
     """
-    display = manifest.path.name
-    return ManifestError(
-        message,
-        file=display,
-        line=_line_of(_compose(text, display), list(key)),
-        key=".".join(key),
-        hint=hint,
+    unplaced = ManifestError(
+        message, file=manifest.path.name, key=".".join(key), path=tuple(key), hint=hint
     )
+    return located(unplaced, text=text)
 
 
 # --- YAML with positions ----------------------------------------------------------------------

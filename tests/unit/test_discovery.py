@@ -374,7 +374,9 @@ def test_load_manifest__folder_is_a_file__raises_manifest_error(tmp_path: Path) 
     with pytest.raises(ManifestError) as caught:
         discovery.load_manifest(_manifest_with_dir(tmp_path, "migrations"))
 
-    assert caught.value.key == "migrations.dir"
+    assert caught.value.message == (
+        "deploy.yml:3: migrations.dir: migrations folder migrations is a file, not a folder"
+    )
 
 
 def test_discover__non_utf8_file__raises_naming_the_file_and_byte(folder: Path) -> None:
