@@ -209,13 +209,20 @@ def refuse_non_transactional(rendered: Sequence[tuple[MigrationFile, Rendered]])
     value"), so the batch would fail, and roll back, at that migration.
     """
     blocked = [f"{m.path} ({r.reason})" for m, r in rendered if not r.transactional]
-    blocked += _enum_values_used_later(rendered)
     if blocked:
         raise Refused(
             "transaction: all cannot run migrations that must run outside a transaction: "
             + "; ".join(blocked),
             hint="Use transaction: per-migration for this environment, or move the statement "
             "to a migration of its own and apply in two steps.",
+        )
+    used = _enum_values_used_later(rendered)
+    if used:
+        raise Refused(
+            "transaction: all cannot run these migrations in one transaction: " + "; ".join(used),
+            hint="A transaction cannot use an enum value it added. Apply up to the migration "
+            "that adds it first (hmig apply --target NAME), then the rest; or use transaction: "
+            "per-migration for this environment.",
         )
 
 
@@ -233,7 +240,7 @@ def _enum_values_used_later(rendered: Sequence[tuple[MigrationFile, Rendered]]) 
             ]
             if users:
                 found.append(
-                    f"{migration.path} (ALTER TYPE … ADD VALUE {literal} used by {users[0]})"
+                    f"{migration.path} adds enum value {literal}, which {users[0]} appears to use"
                 )
     return found
 

@@ -390,7 +390,7 @@ class _Lines:
         return index + 1, offset - self._starts[index] + 1
 
 
-# REINDEX of more than one table commits as it goes (PostgreSQL 12+: ReindexMultipleTables).
+# REINDEX of a whole schema, database or the system catalogs commits table by table.
 _REINDEX_MANY = {
     ReindexObjectType.REINDEX_OBJECT_SCHEMA: "REINDEX SCHEMA",
     ReindexObjectType.REINDEX_OBJECT_SYSTEM: "REINDEX SYSTEM",

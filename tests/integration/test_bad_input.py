@@ -117,23 +117,37 @@ def test_cannot_connect__exit_2_names_target_not_password(project: Project) -> N
     assert "Very-Secret-9" not in run.text
 
 
-def test_target__host_and_port_left_to_libpq__named_as_reached(project: Project) -> None:
-    # A URL without host and port connects through PGHOST and PGPORT: the line that names the
-    # target, and the report, must show where the connection really went, not a guess.
+def test_target__several_hosts__named_as_the_one_reached(project: Project) -> None:
+    # libpq tries the hosts in turn; the line that names the target, and the report, must show
+    # the one the connection reached, not the list and not a guess.
     assert project.database is not None
     params = conninfo_to_dict(project.database.url)
     with project.database.connect() as conn:
-        host, port = conn.info.host, str(conn.info.port)
-    user = f"?user={params['user']}" if params.get("user") else ""
+        host, port = conn.info.host, conn.info.port
+    user = f"&user={params['user']}" if params.get("user") else ""
     password = {"PGPASSWORD": str(params["password"])} if params.get("password") else {}
-    url = f"postgresql:///{project.database.name}{user}"
-    run = project.hmig(
-        "status", "--json", env={"HMIG_TEST_URL": url, "PGHOST": host, "PGPORT": port, **password}
-    )
+    unreachable = "/nonexistent-hmig-socket-dir"
+    url = f"postgresql:///{project.database.name}?host={unreachable},{host}&port={port}{user}"
+    run = project.hmig("status", "--json", env={"HMIG_TEST_URL": url, **password})
     assert run.code == 0, run.text
     database = run.report()["database"]
-    assert (database["host"], database["port"]) == (host, int(port))
+    assert (database["host"], database["port"]) == (host, port)
     assert f"@{host}:{port}/{project.database.name}" in run.err
+
+
+def test_target__no_port_in_the_url__named_with_the_port_reached(project: Project) -> None:
+    assert project.database is not None
+    params = conninfo_to_dict(project.database.url)
+    with project.database.connect() as conn:
+        host, port = conn.info.host, conn.info.port
+    user = f"&user={params['user']}" if params.get("user") else ""
+    password = {"PGPASSWORD": str(params["password"])} if params.get("password") else {}
+    url = f"postgresql:///{project.database.name}?host={host}{user}"
+    run = project.hmig(
+        "status", "--json", env={"HMIG_TEST_URL": url, "PGPORT": str(port), **password}
+    )
+    assert run.code == 0, run.text
+    assert run.report()["database"]["port"] == port
 
 
 def test_schema_command__prints_manifest_schema(offline_project: Project) -> None:

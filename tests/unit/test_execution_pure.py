@@ -203,9 +203,11 @@ def test_refuse_non_transactional__enum_value_added_then_used_by_a_later_migrati
             ]
         )
 
-    assert caught.value.message.endswith(
-        "migrations/002_add.sql (ALTER TYPE … ADD VALUE 'o''k' used by migrations/003_use.sql)"
+    assert caught.value.message == (
+        "transaction: all cannot run these migrations in one transaction: migrations/002_add.sql "
+        "adds enum value 'o''k', which migrations/003_use.sql appears to use"
     )
+    assert "hmig apply --target NAME" in caught.value.hint
     execution.refuse_non_transactional(  # a value no later migration names is fine
         [
             (migration("002_add", add), Rendered((add,), transactional=True)),

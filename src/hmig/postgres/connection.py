@@ -43,8 +43,8 @@ _LOCK_POLL_S = 0.2  # how often a run waiting for the migration lock tries again
 def describe(conninfo: str) -> Target:
     """The target named by a connection string, without its password.
 
-    Before connecting, libpq's defaults (PGHOST, PGPORT, …) fill in what the string leaves out;
-    `connect` then names the host and port the connection really reached.
+    Before connecting, libpq's defaults (PGHOST, PGPORT) fill in the host and port the string
+    leaves out; `connect` then names the host and port the connection really reached.
     """
     try:
         params = pg_conninfo.conninfo_to_dict(conninfo)
