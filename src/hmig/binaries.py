@@ -22,7 +22,10 @@ from hmig.errors import ToolMissing
 
 # node-pg-migrate 9.0.0 declares engines.node ">=20.11.0" (its package.json).
 NODE_MINIMUM = (20, 11)
-_NODE_HINT = "Install Node.js 20.11 or newer (22 LTS recommended), or set HMIG_NODE to its path."
+_NODE_HINT = (
+    f"Install Node.js {NODE_MINIMUM[0]}.{NODE_MINIMUM[1]} or newer (22 LTS recommended), or set "
+    "HMIG_NODE to its path."
+)
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
 
 

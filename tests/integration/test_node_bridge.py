@@ -725,7 +725,7 @@ def test_node_missing_is_tool_missing(tmp_path: Path) -> None:
     missing = str(tmp_path / "no-such-node")
     with pytest.raises(ToolMissing, match="does not exist") as caught:
         find_node({"HMIG_NODE": missing, "PATH": os.environ.get("PATH", "")})
-    assert "Node.js 20.19" in caught.value.hint
+    assert "Install Node.js 20.11 or newer" in caught.value.hint  # NODE_MINIMUM
     with pytest.raises(ToolMissing, match="not found on PATH"):
         find_node({"PATH": str(tmp_path)})
     bridge = NodeBridge(node=Path(missing), bridge_dir=BRIDGE_DIR, env={}, timeout_s=5)
