@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
@@ -117,37 +119,51 @@ def test_cannot_connect__exit_2_names_target_not_password(project: Project) -> N
     assert "Very-Secret-9" not in run.text
 
 
+@dataclass(frozen=True)
+class _Reached:
+    """Where a connection to the test's database lands, and what a URL needs besides host/port."""
+
+    host: str
+    port: int
+    query: str  # `&user=…` when the test URL names a user
+    env: dict[str, str]  # PGPASSWORD when the test URL holds one
+
+
+def _reached(project: Project) -> _Reached:
+    assert project.database is not None
+    params = conninfo_to_dict(project.database.url)
+    with project.database.connect() as conn:
+        host, port = conn.info.host, conn.info.port
+    return _Reached(
+        host=host,
+        port=port,
+        query=f"&user={params['user']}" if params.get("user") else "",
+        env={"PGPASSWORD": str(params["password"])} if params.get("password") else {},
+    )
+
+
 def test_target__several_hosts__named_as_the_one_reached(project: Project) -> None:
     # libpq tries the hosts in turn; the line that names the target, and the report, must show
     # the one the connection reached, not the list and not a guess.
     assert project.database is not None
-    params = conninfo_to_dict(project.database.url)
-    with project.database.connect() as conn:
-        host, port = conn.info.host, conn.info.port
-    user = f"&user={params['user']}" if params.get("user") else ""
-    password = {"PGPASSWORD": str(params["password"])} if params.get("password") else {}
-    unreachable = "/nonexistent-hmig-socket-dir"
-    url = f"postgresql:///{project.database.name}?host={unreachable},{host}&port={port}{user}"
-    run = project.hmig("status", "--json", env={"HMIG_TEST_URL": url, **password})
+    reached = _reached(project)
+    hosts = f"/nonexistent-hmig-socket-dir,{reached.host}"
+    url = f"postgresql:///{project.database.name}?host={hosts}&port={reached.port}{reached.query}"
+    run = project.hmig("status", "--json", env={"HMIG_TEST_URL": url, **reached.env})
     assert run.code == 0, run.text
     database = run.report()["database"]
-    assert (database["host"], database["port"]) == (host, port)
-    assert f"@{host}:{port}/{project.database.name}" in run.err
+    assert (database["host"], database["port"]) == (reached.host, reached.port)
+    assert f"@{reached.host}:{reached.port}/{project.database.name}" in run.err
 
 
 def test_target__no_port_in_the_url__named_with_the_port_reached(project: Project) -> None:
     assert project.database is not None
-    params = conninfo_to_dict(project.database.url)
-    with project.database.connect() as conn:
-        host, port = conn.info.host, conn.info.port
-    user = f"&user={params['user']}" if params.get("user") else ""
-    password = {"PGPASSWORD": str(params["password"])} if params.get("password") else {}
-    url = f"postgresql:///{project.database.name}?host={host}{user}"
-    run = project.hmig(
-        "status", "--json", env={"HMIG_TEST_URL": url, "PGPORT": str(port), **password}
-    )
+    reached = _reached(project)
+    url = f"postgresql:///{project.database.name}?host={reached.host}{reached.query}"
+    env = {"HMIG_TEST_URL": url, "PGPORT": str(reached.port), **reached.env}
+    run = project.hmig("status", "--json", env=env)
     assert run.code == 0, run.text
-    assert run.report()["database"]["port"] == port
+    assert run.report()["database"]["port"] == reached.port
 
 
 def test_schema_command__prints_manifest_schema(offline_project: Project) -> None:
