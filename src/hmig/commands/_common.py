@@ -206,13 +206,13 @@ def _history_now(project: Project, session: postgres.PgSession) -> History | Non
     """
     with contextlib.suppress(Exception, KeyboardInterrupt):
         session.rollback()
-        if not session.usable():
-            return None
-        session.begin(read_only=True, lock_timeout_ms=1000, statement_timeout_ms=5000)
-        try:
-            return history_tables(project, session).read()
-        finally:
-            session.rollback()
+        if session.usable():
+            return read_history(
+                session,
+                history_tables(project, session),
+                lock_timeout_ms=1000,
+                statement_timeout_ms=5000,
+            )
     return None
 
 
@@ -237,9 +237,17 @@ def confirm_write(project: Project, session: postgres.PgSession, invocation: Inv
         )
 
 
-def read_history(session: postgres.PgSession, tables: postgres.HistoryTables) -> History:
-    """The history as committed, read in a read-only transaction."""
-    session.begin(read_only=True)
+def read_history(
+    session: postgres.PgSession,
+    tables: postgres.HistoryTables,
+    *,
+    lock_timeout_ms: int | None = None,
+    statement_timeout_ms: int | None = None,
+) -> History:
+    """The history as committed, read in a read-only transaction (bounded by the timeouts)."""
+    session.begin(
+        read_only=True, lock_timeout_ms=lock_timeout_ms, statement_timeout_ms=statement_timeout_ms
+    )
     try:
         return tables.read()
     finally:
